@@ -1,0 +1,48 @@
+"""Every error triage-ml raises on purpose. Each message names what went wrong and how to fix it.
+
+HTTP status codes and exit codes are chosen at the edges (CLI, API), never here.
+"""
+
+from __future__ import annotations
+
+
+class TriageError(Exception):
+    """Base class: a problem the user can fix, reported as one line without a traceback."""
+
+
+class DataValidationError(TriageError, ValueError):
+    """A data file or table does not follow the labeled-message contract."""
+
+    def __init__(self, message: str, *, source: str | None = None, row: int | None = None,
+                 column: str | None = None, more: int = 0) -> None:
+        self.source, self.row, self.column, self.more = source, row, column, more
+        where = []
+        if source:
+            where.append(str(source))
+        if row is not None:
+            where.append(f"row {row}")
+        if column:
+            where.append(f"column '{column}'")
+        prefix = ", ".join(where)
+        suffix = f" (and {more} more problem{'s' if more != 1 else ''} in this file)" if more else ""
+        super().__init__(f"{prefix}: {message}{suffix}" if prefix else f"{message}{suffix}")
+
+
+class UnsupportedFormatError(TriageError, ValueError):
+    """A file whose extension is not one we read or write."""
+
+
+class ConfigError(TriageError, ValueError):
+    """A training config or setting has a value we refuse."""
+
+
+class NotFittedError(TriageError, AttributeError):
+    """A model or head was used before ``fit``."""
+
+
+class ModelNotFoundError(TriageError, LookupError):
+    """No registered model (or alias) where one was expected."""
+
+
+class EncoderNotFoundError(TriageError, LookupError):
+    """The configured sentence encoder is neither a local folder nor an installed offline package."""

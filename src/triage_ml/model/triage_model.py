@@ -1,0 +1,123 @@
+"""``TriageModel``: one encoder, three calibrated heads, their thresholds, one ``predict``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from triage_ml.errors import NotFittedError
+from triage_ml.features.encoder import Encoder
+from triage_ml.features.frame import feature_frame
+from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
+
+_META = "triage_model.json"
+_HEADS = "heads.joblib"
+_ENCODER = "encoder"
+
+
+@dataclass(frozen=True)
+class TriagePrediction:
+    """What the model says about one message."""
+
+    actionable: bool
+    actionable_prob: float
+    priority_tier: int | None  # None for noise
+    tier_probs: dict[str, float] | None  # {"1": p, "2": 1 - p}; None for noise
+    crisis_risk: float
+    crisis: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TriageModel:
+    """Encoder + heads + thresholds.
+
+    ``heads`` maps each of ``actionable``, ``priority_tier`` and ``crisis`` to a fitted binary
+    classifier whose positive class (1) is: actionable, tier 1, crisis. ``thresholds`` holds the
+    probability at which each head says yes.
+    """
+
+    def __init__(self, encoder: Encoder, heads: dict[str, Any], thresholds: dict[str, float],
+                 *, taxonomy_version: str = TAXONOMY_VERSION, metadata: dict[str, Any] | None = None) -> None:
+        missing = [h for h in HEADS if h not in heads or h not in thresholds]
+        if missing:
+            raise NotFittedError(f"TriageModel needs a fitted head and a threshold for: {', '.join(missing)}")
+        self.encoder = encoder
+        self.heads = heads
+        self.thresholds = thresholds
+        self.taxonomy_version = taxonomy_version
+        self.metadata = metadata or {}
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def head_probabilities(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Positive-class probability of each head, each of shape (n,)."""
+        out = {}
+        for name in HEADS:
+            head = self.heads[name]
+            positive = list(head.classes_).index(1)
+            out[name] = head.predict_proba(features)[:, positive]
+        return out
+
+    def predict_frame(self, texts: Sequence[str]) -> pd.DataFrame:
+        """One row per text: actionable, actionable_prob, priority_tier, tier1_prob, tier2_prob,
+        crisis_risk, crisis. Tier columns are None for noise. A crisis is always actionable, tier 1."""
+        texts = list(texts)
+        features = feature_frame(texts, self.encoder.encode(texts))
+        probs = self.head_probabilities(features)
+        crisis = probs["crisis"] >= self.thresholds["crisis"]
+        actionable = (probs["actionable"] >= self.thresholds["actionable"]) | crisis
+        tier1 = (probs["priority_tier"] >= self.thresholds["priority_tier"]) | crisis
+        tier = np.where(tier1, 1, 2)
+        return pd.DataFrame({
+            "actionable": actionable,
+            "actionable_prob": probs["actionable"].astype(float),
+            "priority_tier": pd.Series([int(t) if a else None for t, a in zip(tier, actionable, strict=True)],
+                                       dtype=object),
+            "tier1_prob": pd.Series([float(p) if a else None for p, a in
+                                     zip(probs["priority_tier"], actionable, strict=True)], dtype=object),
+            "tier2_prob": pd.Series([float(1 - p) if a else None for p, a in
+                                     zip(probs["priority_tier"], actionable, strict=True)], dtype=object),
+            "crisis_risk": probs["crisis"].astype(float),
+            "crisis": crisis,
+        })
+
+    def predict(self, texts: Sequence[str]) -> list[TriagePrediction]:
+        frame = self.predict_frame(texts)
+        return [
+            TriagePrediction(
+                actionable=bool(r.actionable), actionable_prob=float(r.actionable_prob),
+                priority_tier=r.priority_tier,
+                tier_probs=None if r.tier1_prob is None else {"1": r.tier1_prob, "2": r.tier2_prob},
+                crisis_risk=float(r.crisis_risk), crisis=bool(r.crisis))
+            for r in frame.itertuples(index=False)
+        ]
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write a self-contained folder: the encoder's files, the heads and a JSON of the rest."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.encoder.path, path / _ENCODER, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".*", "README.md"))
+        joblib.dump(self.heads, path / _HEADS, compress=3)
+        meta = {"taxonomy_version": self.taxonomy_version, "thresholds": self.thresholds,
+                "encoder_fingerprint": self.encoder.fingerprint, "metadata": self.metadata}
+        (path / _META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, batch_size: int = 64, threads: int | None = None) -> TriageModel:
+        path = Path(path)
+        meta = json.loads((path / _META).read_text())
+        encoder = Encoder(path / _ENCODER, batch_size=batch_size, threads=threads)
+        return cls(encoder, joblib.load(path / _HEADS), meta["thresholds"],
+                   taxonomy_version=meta["taxonomy_version"], metadata=meta.get("metadata", {}))

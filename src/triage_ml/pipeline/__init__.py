@@ -1,0 +1,1 @@
+"""Training pipeline: config, cross-validation, metrics, plots, MLflow tracking and registry."""

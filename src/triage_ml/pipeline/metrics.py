@@ -1,0 +1,31 @@
+"""Per-head metrics on out-of-fold predictions at a decision threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (average_precision_score, brier_score_loss, f1_score,
+                             precision_recall_fscore_support)
+
+CLASS_NAMES = {"actionable": ("noise", "actionable"), "priority_tier": ("tier2", "tier1"),
+               "crisis": ("no_crisis", "crisis")}
+
+
+def head_metrics(head: str, y: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
+    """macro F1, per-class precision/recall/F1, PR-AUC, Brier; for crisis also recall/precision at the
+    threshold. ``y``: (n,) 0/1; ``prob``: (n,) positive-class probability."""
+    y = np.asarray(y).astype(int)
+    pred = (np.asarray(prob) >= threshold).astype(int)
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=[0, 1], zero_division=0)
+    out = {"macro_f1": float(f1_score(y, pred, average="macro", labels=[0, 1], zero_division=0)),
+           "pr_auc": float(average_precision_score(y, prob)) if y.min() != y.max() else float("nan"),
+           "brier": float(brier_score_loss(y, prob, labels=[0, 1])),
+           "threshold": float(threshold), "n": float(len(y))}
+    for i, name in enumerate(CLASS_NAMES[head]):
+        out[f"{name}.precision"] = float(precision[i])
+        out[f"{name}.recall"] = float(recall[i])
+        out[f"{name}.f1"] = float(f1[i])
+        out[f"{name}.support"] = float(support[i])
+    if head == "crisis":
+        out["recall_at_threshold"] = float(recall[1])
+        out["precision_at_threshold"] = float(precision[1])
+    return out

@@ -1,0 +1,67 @@
+"""Figures people would rather look at than read: confusion matrix, PR curve, reliability diagram."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are written to files, never shown
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
+
+from triage_ml.pipeline.metrics import CLASS_NAMES  # noqa: E402
+
+
+def confusion_figure(head: str, y: np.ndarray, prob: np.ndarray, threshold: float) -> Figure:
+    matrix = confusion_matrix(y, (prob >= threshold).astype(int), labels=[0, 1])
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.imshow(matrix, cmap="Blues")
+    names = CLASS_NAMES[head]
+    ax.set_xticks([0, 1], names)
+    ax.set_yticks([0, 1], names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("label")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > matrix.max() / 2 else "black")
+    ax.set_title(f"{head} (threshold {threshold:.2f})")
+    fig.tight_layout()
+    return fig
+
+
+def pr_figure(head: str, y: np.ndarray, prob: np.ndarray, threshold: float) -> Figure:
+    precision, recall, thresholds = precision_recall_curve(y, prob)
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.plot(recall, precision, lw=1.5)
+    at = int(np.clip(np.searchsorted(thresholds, threshold), 0, len(thresholds) - 1))
+    ax.scatter([recall[at]], [precision[at]], color="crimson", zorder=3, label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(0, 1.01)
+    ax.set_title(f"{head}: precision-recall (out of fold)")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(head: str, y: np.ndarray, prob: np.ndarray) -> Figure:
+    frac_pos, mean_pred = calibration_curve(y, prob, n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect")
+    ax.plot(mean_pred, frac_pos, marker="o", lw=1.5, label="model")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("fraction positive")
+    ax.set_title(f"{head}: reliability (out of fold)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def head_figures(head: str, y: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, Figure]:
+    """File name -> figure, for one head."""
+    return {f"plots/{head}_confusion.png": confusion_figure(head, y, prob, threshold),
+            f"plots/{head}_pr_curve.png": pr_figure(head, y, prob, threshold),
+            f"plots/{head}_reliability.png": reliability_figure(head, y, prob)}
