@@ -25,7 +25,7 @@ PROVENANCE_COLUMNS = ("message_id", "channel", "is_private", "brand", "industry"
 MAX_TEXT_CHARS = 10_000
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
-_UNKNOWN = {"", "nan", "none_known", "unknown", "na", "<na>"}
+_UNKNOWN = {"", "nan", "unknown", "na", "<na>"}
 _NONE_TIER = {"none", "null"}
 
 
@@ -48,8 +48,12 @@ class _Problems:
                                       more=len(self.items) - 1)
 
 
+def _is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
 def _as_text(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
+    return series.map(lambda v: "" if _is_missing(v) else str(v).strip())
 
 
 def _parse_bool(df: pd.DataFrame, column: str, problems: _Problems) -> pd.Series:
@@ -93,7 +97,7 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     df = frame.reset_index(drop=True).copy()
     problems = _Problems(source)
 
-    text = df["text"].map(lambda v: v if isinstance(v, str) else ("" if v is None or v != v else str(v)))
+    text = df["text"].map(lambda v: v if isinstance(v, str) else ("" if _is_missing(v) else str(v)))
     empty = text[text.str.strip() == ""]
     problems.add(empty.index, "text", lambda r: "empty text; every message needs its text (drop the row if none)")
     long = text[text.str.len() > MAX_TEXT_CHARS]

@@ -73,7 +73,7 @@ class Encoder:
         return folder_fingerprint(self.path)
 
     @cached_property
-    def _model(self):  # noqa: ANN202 (sentence_transformers is imported lazily: it is slow to import)
+    def _model(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (average_precision_score, brier_score_loss, f1_score,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 CLASS_NAMES = {"actionable": ("noise", "actionable"), "priority_tier": ("tier2", "tier1"),
                "crisis": ("no_crisis", "crisis")}

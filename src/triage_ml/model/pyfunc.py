@@ -1,0 +1,70 @@
+"""The MLflow pyfunc flavour of ``TriageModel``: what ``mlflow models serve`` and ``spark_udf`` load."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from triage_ml.model.triage_model import TriageModel
+
+ARTIFACT_KEY = "triage_model"
+INPUT_COLUMNS = ("message_id", "channel", "brand", "author", "conversation_id", "created_at")
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "text")] + [ColSpec("string", c, required=False) for c in INPUT_COLUMNS]),
+    outputs=Schema([
+        ColSpec("boolean", "actionable"), ColSpec("double", "actionable_prob"),
+        ColSpec("long", "priority_tier", required=False), ColSpec("double", "tier1_prob", required=False),
+        ColSpec("double", "tier2_prob", required=False), ColSpec("double", "crisis_risk"),
+        ColSpec("boolean", "crisis"),
+    ]),
+)
+INPUT_EXAMPLE = pd.DataFrame({
+    "text": ["@SkyLarkAir flight cancelled and no hotel, stuck at the airport with two kids",
+             "RT + follow to win a year of free flights!!"],
+    "message_id": ["example-1", "example-2"], "channel": ["twitter", "twitter"],
+})
+
+
+class TriagePyfunc(mlflow.pyfunc.PythonModel):
+    """Input: a DataFrame with a ``text`` column. Output: one row per message (see SIGNATURE)."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.model = TriageModel.load(context.artifacts[ARTIFACT_KEY])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        if "text" not in model_input:
+            raise ValueError("input needs a 'text' column")
+        texts = model_input["text"].map(lambda t: "" if t is None else str(t)).tolist()
+        return self.model.predict_frame(texts)
+
+
+def requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pins = ["torch", "sentence-transformers", "scikit-learn", "pandas", "numpy", "mlflow", "joblib", "pydantic",
+            "pydantic-settings", "triage-ml"]
+    return [f"{p}=={version(p)}" for p in pins]
+
+
+def log_triage_model(model: TriageModel, *, registered_model_name: str | None = None) -> Any:
+    """Log ``model`` as pyfunc artifact ``model`` of the active run; register it when a name is given.
+
+    Returns MLflow's ModelInfo (``registered_model_version`` is set when registered)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / ARTIFACT_KEY)
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=TriagePyfunc(), artifacts={ARTIFACT_KEY: str(folder)},
+            signature=SIGNATURE, input_example=INPUT_EXAMPLE, pip_requirements=requirements(),
+            registered_model_name=registered_model_name)
+
+
+def load_registered(model_uri: str) -> TriageModel:
+    """The TriageModel behind a pyfunc URI (``models:/triage-ml@champion``, ``runs:/...``)."""
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    return TriageModel.load(local / "artifacts" / ARTIFACT_KEY)

@@ -1,0 +1,63 @@
+"""The CLI as a user runs it: one clear line and a non-zero exit for bad input, never a traceback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import XCI
+
+pytestmark = pytest.mark.integration
+CLI = str(Path(sys.executable).parent / "triage-ml")
+
+
+def run(*args, env=None):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=600)
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ("text,priority_tier\nhello,1\nworld,3\n", "row 2, column 'priority_tier': '3' is not a tier"),
+    ("body\nhello\n", "no 'text' column"),
+    ("text,actionable,crisis\nmy car caught fire,false,true\n", "column 'crisis'"),
+])
+def test_bad_file_gives_one_line_and_exit_2(tmp_path, content, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    for args in (("data", "validate", str(path)), ("train", "--data", str(path), "--no-register")):
+        result = run(*args, env={"TRIAGE_MLRUNS_DIR": str(tmp_path / "mlruns")})
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and fragment in errors[0], result.stderr
+
+
+def test_bad_config_and_unknown_import(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("cv_folds: one\n")
+    result = run("train", "--config", str(config))
+    assert result.returncode == 2 and "'cv_folds'" in result.stderr and "Traceback" not in result.stderr
+    result = run("data", "import", "nope", str(XCI), "--out", str(tmp_path / "x.csv"))
+    assert result.returncode == 2 and "unknown import kind 'nope'" in result.stderr
+
+
+def test_import_xci_then_validate(tmp_path):
+    out = tmp_path / "xci.parquet"
+    result = run("data", "import", "xci", str(XCI), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    result = run("data", "validate", str(out))
+    assert result.returncode == 0 and "messages OK" in result.stdout
+
+
+def test_evaluate_registered_model(trained_store, seed_subset):
+    settings, _ = trained_store
+    result = run("evaluate", "data/seed/messages.csv",
+                 env={"TRIAGE_MLRUNS_DIR": str(settings.mlruns_dir), "TRIAGE_EXPERIMENT_NAME": "test",
+                      "TRIAGE_CACHE_DIR": str(settings.cache_dir)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["metrics"]) == {"actionable", "priority_tier", "crisis"}
+    assert report["metrics"]["actionable"]["macro_f1"] > 0.8

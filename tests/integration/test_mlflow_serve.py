@@ -1,0 +1,88 @@
+"""The registered model served by `mlflow models serve`, unchanged, returns all three predictions."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from triage_ml.model.pyfunc import load_registered
+from triage_ml.pipeline.tracking import configure_mlflow
+
+pytestmark = pytest.mark.integration
+
+TEXTS = ["@SkyLarkAir my flight was cancelled and I'm stuck at the airport with two kids",
+         "RT + follow @TravelDeals to win 2 tickets!! #giveaway",
+         "@Munchly the chicken was raw and my whole family is in A&E with food poisoning",
+         "shout out to the crew on SL118, lovely flight"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(trained_store, tmp_path_factory):
+    settings, _ = trained_store
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri(),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
+    proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/triage-ml@champion",
+                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow models serve exited with {proc.returncode}; see {log.name}")
+            try:
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        else:
+            pytest.fail("mlflow models serve did not answer /ping within 180 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_served_model_returns_every_prediction(mlflow_server, trained_store):
+    configure_mlflow(trained_store[0])  # in-process reads go to the same store the server reads
+    body = {"dataframe_split": {"columns": ["text", "message_id"],
+                                "data": [[t, f"m{i}"] for i, t in enumerate(TEXTS)]}}
+    response = httpx.post(f"{mlflow_server}/invocations", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == len(TEXTS)
+    expected = load_registered("models:/triage-ml@champion").predict_frame(TEXTS)
+    for got, (_, want) in zip(predictions, expected.iterrows(), strict=True):
+        assert set(got) == {"actionable", "actionable_prob", "priority_tier", "tier1_prob", "tier2_prob",
+                            "crisis_risk", "crisis"}
+        assert got["actionable"] == bool(want["actionable"])
+        assert got["crisis"] == bool(want["crisis"])
+        assert got["actionable_prob"] == pytest.approx(want["actionable_prob"], abs=1e-6)
+        assert got["crisis_risk"] == pytest.approx(want["crisis_risk"], abs=1e-6)
+        if want["actionable"]:
+            assert got["priority_tier"] in (1, 2) and got["tier1_prob"] + got["tier2_prob"] == pytest.approx(1)
+        else:
+            assert got["priority_tier"] is None
+    assert predictions[0]["actionable"] and predictions[0]["priority_tier"] == 1
+    assert not predictions[1]["actionable"]
+
+
+def test_served_model_rejects_input_without_text(mlflow_server):
+    body = {"dataframe_split": {"columns": ["message_id"], "data": [["m1"]]}}
+    response = httpx.post(f"{mlflow_server}/invocations", json=body, timeout=60)
+    assert 400 <= response.status_code < 500
