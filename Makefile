@@ -23,7 +23,6 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/triage-ml train --if-missing
 	@$(BIN)/triage-ml model info
-	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db"
 	@echo "Serve it as MLflow would: PATH=$(CURDIR)/$(BIN):\$$PATH MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns/mlflow.db $(BIN)/mlflow models serve -m models:/triage-ml@champion --env-manager local -p 5001"
 
 ## train: always train (and register; promoted only if no worse than the champion)

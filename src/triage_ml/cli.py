@@ -143,8 +143,11 @@ def model_info_cmd() -> None:
     versions = client.search_model_versions(f"name='{name}'")
     if not versions:
         raise TriageError(f"no registered model '{name}' in {settings.resolved_tracking_uri()}; run triage-ml train")
+    aliases_of: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():
+        aliases_of.setdefault(str(version), []).append(alias)
     for mv in sorted(versions, key=lambda v: int(v.version)):
-        aliases = ",".join(mv.aliases) or "-"
+        aliases = ",".join(sorted(aliases_of.get(str(mv.version), []))) or "-"
         f1 = " ".join(f"{k}={v}" for k, v in sorted(mv.tags.items()) if k.endswith("macro_f1"))
         typer.echo(f"{name} v{mv.version} [{aliases}] run {mv.run_id} {f1}")
 

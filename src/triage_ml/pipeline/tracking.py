@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +91,12 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
         mlflow.set_tags({"data_hash": result.data_hash, "taxonomy_version": TAXONOMY_VERSION})
         mlflow.log_text(config.to_yaml(), CONFIG_ARTIFACT)
         _log_cv(data, cv)
-        mlflow.log_input(mlflow.data.from_pandas(
-            data[["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]].astype("string"),
-            source=",".join(map(str, data_paths)), name="training-data"), context="training")
+        with warnings.catch_warnings():  # MLflow registers the local-file source twice and says so
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                data[["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]].astype("string"),
+                source=str(Path(data_paths[0]).resolve()), name="training-data")
+        mlflow.log_input(dataset, context="training")
         info = log_triage_model(result.model,
                                 registered_model_name=settings.registered_model_name if register else None)
         version = str(info.registered_model_version) if register else None
