@@ -132,6 +132,45 @@ def benchmark_xci_cmd(
     typer.echo(json.dumps(result))
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes, each with its own model")] = 1,
+) -> None:
+    """Run the scoring API (FastAPI under uvicorn). Needs TRIAGE_API_KEYS (or a .env with it)."""
+    import uvicorn
+
+    settings = _settings()
+    if not settings.keys():
+        raise TriageError("no API keys configured: set TRIAGE_API_KEYS to role:key pairs, e.g. "
+                          "scorer:<key>,admin:<key> (or run `triage-ml dev-keys` to write development keys to .env)")
+    uvicorn.run("serving.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", access_log=False)
+
+
+@app.command("dev-keys")
+def dev_keys_cmd(
+    env_file: Annotated[Path, typer.Option(help="file to write (git-ignored)")] = Path(".env"),
+) -> None:
+    """Write development API keys for every role to .env (kept if already there) and print them."""
+    import secrets
+
+    from triage_ml.settings import ROLES, parse_api_keys
+
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    existing = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("TRIAGE_API_KEYS=")), None)
+    if existing is None:
+        existing = ",".join(f"{role}:{secrets.token_urlsafe(24)}" for role in ROLES)
+        env_file.write_text("\n".join([*lines, f"TRIAGE_API_KEYS={existing}"]) + "\n")
+        env_file.chmod(0o600)
+        typer.echo(f"wrote development keys to {env_file} (git-ignored; for local use only):")
+    else:
+        typer.echo(f"development keys from {env_file}:")
+    for role, key in parse_api_keys(existing):
+        typer.echo(f"  {role:<7} {key}")
+
+
 @model_app.command("info")
 def model_info_cmd() -> None:
     """Registered versions, aliases and headline metrics."""

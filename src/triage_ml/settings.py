@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,31 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path.home() / ".cache" / "triage-ml", description="embedding cache location")
     torch_threads: int | None = Field(None, description="intra-op threads for the encoder; default: torch's")
 
+    # -- scoring service ----------------------------------------------------------------------------
+    api_keys: SecretStr | None = Field(None, description="comma-separated role:key pairs")
+    routing_path: Path = Field(Path("serving/routing.yaml"), description="the escalation map")
+    max_batch: int = Field(256, ge=1, description="messages per /v1/score request")
+    max_text_chars: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="request bodies above this get 413")
+    model_poll_seconds: float = Field(30.0, ge=0, description="how often the alias is checked; 0: never")
+    routing_poll_seconds: float = Field(2.0, gt=0, description="how often the map file is checked")
+    batch_wait_ms: float = Field(3.0, ge=0, description="how long concurrent requests are collected")
+    batch_max_messages: int = Field(128, ge=1, description="messages encoded together at most")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(role, key) pairs; empty when none are configured."""
+        return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else []
+
+    def model_uri(self) -> str:
+        return f"models:/{self.registered_model_name}@{self.model_alias}"
+
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri:
             return self.tracking_uri
@@ -33,6 +58,21 @@ class Settings(BaseSettings):
     def artifact_root(self) -> str:
         """Where new experiments keep artifacts when the tracking store is our local default."""
         return (self.mlruns_dir.resolve() / "artifacts").as_uri()
+
+
+ROLES = ("scorer", "agent", "lead", "admin")
+
+
+def parse_api_keys(raw: str) -> list[tuple[str, str]]:
+    """``scorer:k1,admin:k2`` -> [("scorer", "k1"), ("admin", "k2")]; the message never shows a key."""
+    pairs = []
+    for i, item in enumerate(p.strip() for p in raw.split(",") if p.strip()):
+        role, sep, key = item.partition(":")
+        if not sep or role not in ROLES or len(key) < 16:
+            raise ValueError(f"TRIAGE_API_KEYS entry {i + 1} must be role:key with role one of "
+                             f"{', '.join(ROLES)} and a key of at least 16 characters")
+        pairs.append((role, key))
+    return pairs
 
 
 @lru_cache(maxsize=1)

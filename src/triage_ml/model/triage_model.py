@@ -21,6 +21,9 @@ from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 _META = "triage_model.json"
 _HEADS = "heads.joblib"
 _ENCODER = "encoder"
+_EXEMPLARS = "exemplars.parquet"
+_EXEMPLAR_VECTORS = "exemplars.npy"
+EXEMPLAR_COLUMNS = ("message_id", "text", "actionable", "priority_tier", "crisis")
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,14 @@ class TriageModel:
 
     ``heads`` maps each of ``actionable``, ``priority_tier`` and ``crisis`` to a fitted binary
     classifier whose positive class (1) is: actionable, tier 1, crisis. ``thresholds`` holds the
-    probability at which each head says yes.
+    probability at which each head says yes. ``exemplars`` (labeled training messages, columns
+    EXEMPLAR_COLUMNS) and ``exemplar_vectors`` (their embeddings, (n, dim)) let explanations cite the
+    nearest labeled examples.
     """
 
     def __init__(self, encoder: Encoder, heads: dict[str, Any], thresholds: dict[str, float],
-                 *, taxonomy_version: str = TAXONOMY_VERSION, metadata: dict[str, Any] | None = None) -> None:
+                 *, taxonomy_version: str = TAXONOMY_VERSION, metadata: dict[str, Any] | None = None,
+                 exemplars: pd.DataFrame | None = None, exemplar_vectors: np.ndarray | None = None) -> None:
         missing = [h for h in HEADS if h not in heads or h not in thresholds]
         if missing:
             raise NotFittedError(f"TriageModel needs a fitted head and a threshold for: {', '.join(missing)}")
@@ -56,6 +62,8 @@ class TriageModel:
         self.thresholds = thresholds
         self.taxonomy_version = taxonomy_version
         self.metadata = metadata or {}
+        self.exemplars = exemplars
+        self.exemplar_vectors = exemplar_vectors
 
     # -- prediction ---------------------------------------------------------------------------------
     def head_probabilities(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -67,12 +75,14 @@ class TriageModel:
             out[name] = head.predict_proba(features)[:, positive]
         return out
 
-    def predict_frame(self, texts: Sequence[str]) -> pd.DataFrame:
+    def predict_frame(self, texts: Sequence[str], *, embeddings: np.ndarray | None = None) -> pd.DataFrame:
         """One row per text: actionable, actionable_prob, priority_tier, tier1_prob, tier2_prob,
-        crisis_risk, crisis. Tier columns are None for noise. A crisis is always actionable, tier 1."""
+        crisis_risk, crisis. Tier columns are None for noise. A crisis is always actionable, tier 1.
+        ``embeddings`` (n, dim) may be passed when the caller already encoded ``texts``."""
         texts = list(texts)
-        features = feature_frame(texts, self.encoder.encode(texts))
-        probs = self.head_probabilities(features)
+        if embeddings is None:
+            embeddings = self.encoder.encode(texts)
+        probs = self.head_probabilities(feature_frame(texts, embeddings))
         crisis = probs["crisis"] >= self.thresholds["crisis"]
         actionable = (probs["actionable"] >= self.thresholds["actionable"]) | crisis
         tier1 = (probs["priority_tier"] >= self.thresholds["priority_tier"]) | crisis
@@ -112,6 +122,9 @@ class TriageModel:
         meta = {"taxonomy_version": self.taxonomy_version, "thresholds": self.thresholds,
                 "encoder_fingerprint": self.encoder.fingerprint, "metadata": self.metadata}
         (path / _META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        if self.exemplars is not None and self.exemplar_vectors is not None:
+            self.exemplars.to_parquet(path / _EXEMPLARS, index=False)
+            np.save(path / _EXEMPLAR_VECTORS, self.exemplar_vectors.astype(np.float32))
         return path
 
     @classmethod
@@ -119,5 +132,10 @@ class TriageModel:
         path = Path(path)
         meta = json.loads((path / _META).read_text())
         encoder = Encoder(path / _ENCODER, batch_size=batch_size, threads=threads)
+        exemplars = vectors = None
+        if (path / _EXEMPLARS).is_file():
+            exemplars = pd.read_parquet(path / _EXEMPLARS)
+            vectors = np.load(path / _EXEMPLAR_VECTORS)
         return cls(encoder, joblib.load(path / _HEADS), meta["thresholds"],
-                   taxonomy_version=meta["taxonomy_version"], metadata=meta.get("metadata", {}))
+                   taxonomy_version=meta["taxonomy_version"], metadata=meta.get("metadata", {}),
+                   exemplars=exemplars, exemplar_vectors=vectors)

@@ -41,13 +41,18 @@ class TrainOutcome:
     gate: GateDecision | None
 
 
-def configure_mlflow(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store; create the experiment (artifacts under mlruns/) if new."""
+def connect_mlflow(settings: Settings) -> None:
+    """Point MLflow's tracking and registry at the configured store."""
     uri = settings.resolved_tracking_uri()
     if not settings.tracking_uri:
         settings.mlruns_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(settings.registry_uri or uri)
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Connect, and create the experiment (artifacts under mlruns/) if it is new."""
+    connect_mlflow(settings)
     client = MlflowClient()
     if client.get_experiment_by_name(settings.experiment_name) is None:
         location = None if settings.tracking_uri else settings.artifact_root()

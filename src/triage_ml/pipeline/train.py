@@ -10,9 +10,9 @@ import pandas as pd
 
 from triage_ml.data.schema import dataset_hash
 from triage_ml.features.encoder import Encoder
-from triage_ml.features.frame import feature_frame
+from triage_ml.features.frame import embedding_columns, feature_frame
 from triage_ml.model.thresholds import choose_threshold
-from triage_ml.model.triage_model import TriageModel
+from triage_ml.model.triage_model import EXEMPLAR_COLUMNS, TriageModel
 from triage_ml.pipeline.config import TrainConfig
 from triage_ml.pipeline.cv import HeadTarget, fit_heads, head_targets, make_folds, out_of_fold
 from triage_ml.pipeline.metrics import head_metrics
@@ -86,5 +86,8 @@ def train(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *, progress
     metadata = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_hash": digest,
                 "n_rows": len(data), "config": config.to_dict(),
                 "metrics": {h: {k: cv.metrics[h][k] for k in ("macro_f1", "pr_auc", "brier")} for h in HEADS}}
-    model = TriageModel(encoder, heads, cv.thresholds, taxonomy_version=TAXONOMY_VERSION, metadata=metadata)
+    exemplars = data[list(EXEMPLAR_COLUMNS)].astype({"actionable": "boolean", "crisis": "boolean"}).reset_index(drop=True)
+    vectors = features[embedding_columns(features)].to_numpy(dtype=np.float32)
+    model = TriageModel(encoder, heads, cv.thresholds, taxonomy_version=TAXONOMY_VERSION, metadata=metadata,
+                        exemplars=exemplars, exemplar_vectors=vectors)
     return TrainingResult(model, cv, digest, len(data))

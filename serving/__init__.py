@@ -1,0 +1,1 @@
+"""The triage-ml scoring service (FastAPI). ``serving.main:create_app`` assembles it."""

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.deps import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    """Ready when a model is loaded and the model store answers."""
+    store = await anyio.to_thread.run_sync(state.store_reachable)
+    ready = state.loaded is not None and store
+    body = {"ready": ready, "model_loaded": state.loaded is not None, "store_reachable": store,
+            "model_version": state.loaded.version if state.loaded else None}
+    return JSONResponse(body, status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(state: StateDep) -> Response:
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

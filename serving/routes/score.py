@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from serving.deps import Scorer, StateDep
+from serving.schemas import ModelRef, ScoreRequest, ScoreResponse, ScoreResult
+from triage_ml.scoring import Message
+
+router = APIRouter(prefix="/v1", tags=["score"])
+
+
+@router.post("/score", response_model=ScoreResponse, responses={
+    401: {"description": "missing or invalid X-API-Key"}, 403: {"description": "role is not scorer"},
+    413: {"description": "batch or body over the limit"}, 422: {"description": "invalid message"}})
+async def score_messages(body: ScoreRequest, state: StateDep, _: Scorer) -> ScoreResponse:
+    """Score one message or a batch: actionable, tier, crisis risk, route and a short explanation."""
+    limits = state.settings
+    if len(body.messages) > limits.max_batch:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                            f"messages: {len(body.messages)} in one request; the limit is {limits.max_batch}")
+    for i, m in enumerate(body.messages):
+        if len(m.text) > limits.max_text_chars:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                [{"field": f"messages.{i}.text", "message":
+                                  f"text is {len(m.text):,} characters; the limit is {limits.max_text_chars:,}"}])
+    messages = [Message(text=m.text, message_id=m.message_id, channel=m.channel, brand=m.brand, author=m.author,
+                        conversation_id=m.conversation_id,
+                        created_at=m.created_at.isoformat() if m.created_at else None, is_private=m.is_private)
+                for m in body.messages]
+    results, loaded = await state.score(messages)
+    return ScoreResponse(model=ModelRef(name=loaded.name, version=loaded.version),
+                         results=[ScoreResult(**r, model_version=loaded.version) for r in results])

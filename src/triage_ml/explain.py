@@ -1,0 +1,114 @@
+"""Short, honest explanations: the terms that pushed the decisive head, watch-list topics, and the
+nearest labeled training examples."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from triage_ml.model.triage_model import TriageModel
+
+_WORD = "word__"
+
+
+@dataclass(frozen=True)
+class _TermView:
+    """One fitted TF-IDF + LR inside a calibrated head: its vectorizer and word-term coefficients."""
+
+    vectorizer: Any
+    coef: np.ndarray  # (n_features,), positive pushes towards the head's class 1; 0 for char n-grams
+    names: np.ndarray
+
+
+def _term_views(head: Any) -> list[_TermView]:
+    views = []
+    for calibrated in getattr(head, "calibrated_classifiers_", []):
+        base = calibrated.estimator
+        if not hasattr(base, "text_model_"):
+            continue
+        names = base.vectorizer_.get_feature_names_out()
+        coef = base.text_model_.coef_[0].copy()
+        names = names.astype(str)
+        terms = np.char.replace(names, _WORD, "")
+        # Only word n-grams with at least one content word read as an explanation.
+        readable = np.char.startswith(names, _WORD) & np.array(
+            [any(w not in ENGLISH_STOP_WORDS for w in t.split()) for t in terms])
+        coef[~readable] = 0.0
+        views.append(_TermView(base.vectorizer_, coef, terms))
+    return views
+
+
+def decisive_head(actionable: bool, crisis: bool) -> str:
+    """The head whose answer decides the route: crisis, else actionable for noise, else the tier."""
+    if crisis:
+        return "crisis"
+    return "priority_tier" if actionable else "actionable"
+
+
+class Explainer:
+    """Built once per model (it indexes the heads' vocabularies); ``explain`` is cheap per message."""
+
+    def __init__(self, model: TriageModel, *, n_terms: int = 3, n_similar: int = 2) -> None:
+        self.model = model
+        self.n_terms = n_terms
+        self.n_similar = n_similar
+        self._views = {name: _term_views(head) for name, head in model.heads.items()}
+
+    def top_terms(self, head: str, text: str, towards_positive: bool) -> list[str]:
+        scores: dict[str, float] = defaultdict(float)
+        for view in self._views[head]:
+            row = view.vectorizer.transform([text])
+            contrib = row.data * view.coef[row.indices]
+            for idx, value in zip(row.indices, contrib, strict=True):
+                if value:
+                    scores[str(view.names[idx])] += value
+        sign = 1.0 if towards_positive else -1.0
+        ranked = sorted((t for t in scores if sign * scores[t] > 0), key=lambda t: -sign * scores[t])
+        return ranked[: self.n_terms]
+
+    def similar(self, head: str, embedding: np.ndarray) -> list[dict[str, Any]]:
+        ex, vectors = self.model.exemplars, self.model.exemplar_vectors
+        if ex is None or vectors is None:
+            return []
+        column = {"actionable": "actionable", "priority_tier": "priority_tier", "crisis": "crisis"}[head]
+        known = ex[column].notna().to_numpy()
+        sims = np.where(known, vectors @ embedding, -np.inf)
+        out = []
+        for i in np.argsort(-sims)[: self.n_similar]:
+            if not np.isfinite(sims[i]):
+                break
+            label = ex[column].iloc[i]
+            text = str(ex["text"].iloc[i])
+            out.append({"message_id": str(ex["message_id"].iloc[i]), "text": text[:100] + ("…" if len(text) > 100
+                        else ""), "label": _label_name(head, label), "similarity": round(float(sims[i]), 3)})
+        return out
+
+    def explain(self, text: str, embedding: np.ndarray, prediction: dict[str, Any],
+                topics: list[str]) -> dict[str, Any]:
+        head = decisive_head(prediction["actionable"], prediction["crisis"])
+        prob = {"crisis": prediction["crisis_risk"], "actionable": prediction["actionable_prob"],
+                "priority_tier": (prediction["tier_probs"] or {}).get("1", 0.0)}[head]
+        positive = {"crisis": True, "actionable": prediction["actionable"],
+                    "priority_tier": prediction["priority_tier"] == 1}[head]
+        terms = self.top_terms(head, text, towards_positive=positive)
+        verdict = {"crisis": "crisis risk", "actionable": "noise",
+                   "priority_tier": f"tier {prediction['priority_tier']}"}[head]
+        summary = f"{verdict} ({head} p={prob:.2f}, threshold {self.model.thresholds[head]:.2f})"
+        if terms:
+            summary += "; terms: " + ", ".join(terms)
+        if topics:
+            summary += "; watch-list: " + ", ".join(topics)
+        return {"summary": summary, "head": head, "terms": terms, "topics": topics,
+                "similar": self.similar(head, embedding)}
+
+
+def _label_name(head: str, value: Any) -> str:
+    if head == "priority_tier":
+        return f"tier {int(value)}"
+    if head == "actionable":
+        return "actionable" if bool(value) else "noise"
+    return "crisis" if bool(value) else "no crisis"

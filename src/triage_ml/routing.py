@@ -1,0 +1,146 @@
+"""The escalation map: predictions -> an action and a team, as a YAML file editable without a deploy.
+
+A map has author lists (``block``/``monitor``), sensitive topics (phrases or regexes that always need
+PR approval: a match lifts ``crisis_risk`` to at least ``crisis_floor``), and ordered rules; the first
+rule whose conditions all hold gives the route.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from triage_ml.errors import ConfigError
+
+Action = Literal["escalate", "respond", "acknowledge", "monitor", "block", "ignore"]
+
+
+class Condition(BaseModel):
+    """All given fields must match; an absent field matches anything."""
+
+    model_config = ConfigDict(extra="forbid")
+    crisis: bool | None = None
+    actionable: bool | None = None
+    priority_tier: Literal[1, 2] | None = None
+    sensitive_topic: bool | None = None
+    is_private: bool | None = None
+    channel: list[str] | None = None
+    brand: list[str] | None = None
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    when: Condition = Condition()
+    action: Action
+    team: str | None = None
+
+
+class Topic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    patterns: list[str] = Field(min_length=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} is not a valid regex ({exc})") from None
+        return patterns
+
+
+class AuthorLists(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    block: list[str] = []
+    monitor: list[str] = []
+
+
+class RoutingMap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+    crisis_floor: float = Field(0.6, ge=0, le=1)
+    authors: AuthorLists = AuthorLists()
+    sensitive_topics: list[Topic] = []
+    rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _has_fallback(cls, rules: list[Rule]) -> list[Rule]:
+        if rules[-1].when != Condition():
+            raise ValueError("the last rule must have no conditions, so that every message gets a route")
+        return rules
+
+
+@dataclass(frozen=True)
+class Route:
+    action: str
+    team: str | None
+    rule: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"action": self.action, "team": self.team, "rule": self.rule}
+
+
+class EscalationMap:
+    """A validated routing map with its topic regexes compiled."""
+
+    def __init__(self, spec: RoutingMap, source: str = "<map>") -> None:
+        self.spec = spec
+        self.source = source
+        self._topics = [(t.name, [re.compile(p, re.IGNORECASE) for p in t.patterns]) for t in spec.sensitive_topics]
+        self._block = {a.lower().lstrip("@") for a in spec.authors.block}
+        self._monitor = {a.lower().lstrip("@") for a in spec.authors.monitor}
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> EscalationMap:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: routing map not found") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(f"{path}: invalid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        try:
+            return cls(RoutingMap.model_validate(raw), source=str(path))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            raise ConfigError(f"{path}: '{field}': {err['msg']}") from None
+
+    @property
+    def crisis_floor(self) -> float:
+        return self.spec.crisis_floor
+
+    def topics_in(self, text: str) -> list[str]:
+        """Names of the sensitive topics whose patterns occur in ``text``."""
+        return [name for name, patterns in self._topics if any(p.search(text) for p in patterns)]
+
+    def route(self, *, actionable: bool, priority_tier: int | None, crisis: bool, topics: list[str],
+              author: str | None = None, channel: str | None = None, brand: str | None = None,
+              is_private: bool | None = None) -> Route:
+        handle = (author or "").lower().lstrip("@")
+        if handle and handle in self._block:
+            return Route("block", None, "authors.block")
+        if handle and handle in self._monitor:
+            return Route("monitor", None, "authors.monitor")
+        facts = {"crisis": crisis, "actionable": actionable, "priority_tier": priority_tier,
+                 "sensitive_topic": bool(topics), "is_private": is_private}
+        for rule in self.spec.rules:
+            cond = rule.when
+            if any(getattr(cond, k) is not None and getattr(cond, k) != v for k, v in facts.items()):
+                continue
+            if cond.channel is not None and channel not in cond.channel:
+                continue
+            if cond.brand is not None and brand not in cond.brand:
+                continue
+            return Route(rule.action, rule.team, rule.name)
+        raise AssertionError("unreachable: the last rule has no conditions")  # pragma: no cover
