@@ -19,11 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
-## run: install, train on the seed data if no model is registered, then show where the model is
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+## run: install, train on the seed data if no model is registered, start the scoring service
 run: install
+	@$(BIN)/triage-ml dev-keys
 	$(BIN)/triage-ml train --if-missing
 	@$(BIN)/triage-ml model info
-	@echo "Serve it as MLflow would: PATH=$(CURDIR)/$(BIN):\$$PATH MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns/mlflow.db $(BIN)/mlflow models serve -m models:/triage-ml@champion --env-manager local -p 5001"
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db"
+	@echo "API docs: http://$(HOST):$(PORT)/docs"
+	$(BIN)/triage-ml serve --host $(HOST) --port $(PORT)
 
 ## train: always train (and register; promoted only if no worse than the champion)
 train: install

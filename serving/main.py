@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def limit_and_measure(request: Request, call_next):  # noqa: ANN001
         start = time.perf_counter()
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):

@@ -158,6 +158,9 @@ def dev_keys_cmd(
 
     from triage_ml.settings import ROLES, parse_api_keys
 
+    if os.environ.get("TRIAGE_API_KEYS"):
+        typer.echo("TRIAGE_API_KEYS is set in the environment; no development keys written")
+        return
     lines = env_file.read_text().splitlines() if env_file.exists() else []
     existing = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("TRIAGE_API_KEYS=")), None)
     if existing is None:

@@ -86,7 +86,8 @@ def train(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *, progress
     metadata = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_hash": digest,
                 "n_rows": len(data), "config": config.to_dict(),
                 "metrics": {h: {k: cv.metrics[h][k] for k in ("macro_f1", "pr_auc", "brier")} for h in HEADS}}
-    exemplars = data[list(EXEMPLAR_COLUMNS)].astype({"actionable": "boolean", "crisis": "boolean"}).reset_index(drop=True)
+    exemplars = (data[list(EXEMPLAR_COLUMNS)].astype({"actionable": "boolean", "crisis": "boolean"})
+                 .reset_index(drop=True))
     vectors = features[embedding_columns(features)].to_numpy(dtype=np.float32)
     model = TriageModel(encoder, heads, cv.thresholds, taxonomy_version=TAXONOMY_VERSION, metadata=metadata,
                         exemplars=exemplars, exemplar_vectors=vectors)

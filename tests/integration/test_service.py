@@ -1,0 +1,199 @@
+"""The scoring API, served by uvicorn on a loopback port, against a real MLflow store and registry."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests.integration.service_fixtures import KEYS, RunningService
+from triage_ml.pipeline.tracking import connect_mlflow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def service(trained_store, tmp_path_factory):
+    settings, _ = trained_store
+    running = RunningService(settings, tmp_path_factory.mktemp("service"), TRIAGE_MAX_BATCH="8",
+                             TRIAGE_MAX_BODY_BYTES="200000", TRIAGE_MODEL_POLL_SECONDS="1",
+                             TRIAGE_ROUTING_POLL_SECONDS="0.3").start()
+    yield running
+    running.stop()
+
+
+def score(service, *messages, role="scorer"):
+    with service.client(role) as c:
+        return c.post("/v1/score", json={"messages": list(messages)})
+
+
+def test_single_and_batch_in_order(service, trained_store):
+    _, outcome = trained_store
+    one = score(service, {"text": "@Munchly my order never arrived and I was charged twice", "message_id": "a1"})
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["model"] == {"name": "triage-ml", "version": outcome.version}
+    result = body["results"][0]
+    assert set(result) == {"message_id", "actionable", "actionable_prob", "priority_tier", "tier_probs", "crisis_risk",
+                           "crisis", "route", "explanation", "model_version"}
+    assert result["message_id"] == "a1" and result["actionable"] and result["priority_tier"] == 1
+    assert result["route"] == {"action": "respond", "team": "care", "rule": "tier 1"}
+    assert result["explanation"]["summary"].startswith("tier 1")
+    assert result["explanation"]["similar"], "nearest labeled examples are cited"
+    texts = ["RT + follow to win a free pizza!! #giveaway", "love the new app, thank you @cloudnote",
+             "@HarborBank someone emptied my account, I didn't authorise any of it"]
+    batch = score(service, *({"text": t, "message_id": f"b{i}"} for i, t in enumerate(texts)))
+    assert batch.status_code == 200
+    results = batch.json()["results"]
+    assert [r["message_id"] for r in results] == ["b0", "b1", "b2"]
+    assert not results[0]["actionable"] and results[0]["priority_tier"] is None and results[0]["tier_probs"] is None
+    assert results[0]["route"]["action"] == "ignore"
+    assert results[1]["actionable"] and results[1]["priority_tier"] == 2
+    assert results[2]["crisis"] and results[2]["route"] == {"action": "escalate", "team": "pr", "rule": "crisis"}
+    # the same message scores the same under the same model version (to float noise: batch padding
+    # changes the encoder's sums by ~1e-7; exact replay by message_id comes with recorded predictions)
+    again = score(service, {"text": texts[2], "message_id": "b2"}).json()["results"][0]
+    for key in ("actionable", "priority_tier", "crisis", "route", "model_version"):
+        assert again[key] == results[2][key]
+    assert again["crisis_risk"] == pytest.approx(results[2]["crisis_risk"], abs=1e-6)
+
+
+def test_auth_and_roles(service):
+    message = {"text": "where is my parcel"}
+    assert score(service, message, role=None).status_code == 401
+    with httpx.Client(base_url=service.url, headers={"X-API-Key": "not-a-real-key-123456"}) as c:
+        response = c.post("/v1/score", json={"messages": [message]})
+        assert response.status_code == 401 and "not-a-real-key" not in response.text
+    assert score(service, message, role="agent").status_code == 403
+    assert score(service, message, role="admin").status_code == 200
+    with service.client("scorer") as c:
+        assert c.post("/v1/admin/reload").status_code == 403
+        assert c.get("/v1/model").status_code == 200
+    with service.client(None) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/v1/model").status_code == 401
+    assert not any(key in service.log.read_text() for key in KEYS.values()), "keys are never logged"
+
+
+@pytest.mark.parametrize(("payload", "status", "fragment"), [
+    ({"messages": [{"text": "   "}]}, 422, "messages.0.text"),
+    ({"messages": [{"text": "x" * 10_001}]}, 422, "10,000"),
+    ({"messages": [{"text": "ok", "sentiment": "angry"}]}, 422, "messages.0.sentiment"),
+    ({"messages": [{"text": 5}]}, 422, "messages.0.text"),
+    ({"messages": [{"text": "ok", "is_private": "yes"}]}, 422, "messages.0.is_private"),
+    ({"messages": []}, 422, "messages"),
+    ({"message": [{"text": "ok"}]}, 422, "message"),
+    ({"messages": [{"text": "ok"}] * 9}, 413, "limit is 8"),
+])
+def test_bad_input_is_a_clear_4xx(service, payload, status, fragment):
+    with service.client() as c:
+        response = c.post("/v1/score", json=payload)
+    assert response.status_code == status, response.text
+    assert fragment in response.text
+
+
+def test_invalid_json_and_huge_body(service):
+    with service.client() as c:
+        response = c.post("/v1/score", content=b'{"messages": [', headers={"Content-Type": "application/json"})
+        assert response.status_code == 422 and "JSON" in response.text
+        response = c.post("/v1/score", content=b"x" * 300_000, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+
+
+def test_any_unicode_is_scored(service):
+    texts = ["\x00\x07 ctrl \u202e bidi", "🙃🙃🙃", "日本語のツイート", "a\nb\tc", "\ud7ff"]
+    response = score(service, *({"text": t} for t in texts))
+    assert response.status_code == 200 and len(response.json()["results"]) == len(texts)
+
+
+def test_watch_list_lifts_crisis_and_routes_to_pr(service):
+    result = score(service, {"text": "refund me or see you in court"}).json()["results"][0]
+    assert "legal threat" in result["explanation"]["topics"]
+    assert result["crisis_risk"] >= 0.6 and result["crisis"]
+    assert result["route"]["action"] == "escalate" and result["route"]["team"] == "pr"
+    assert "watch-list: legal threat" in result["explanation"]["summary"]
+
+
+def test_routing_map_reloads_and_refuses_invalid_yaml(service):
+    original = service.routing.read_text()
+    try:
+        service.routing.write_text(original.replace("block: []", "block: ['@spambot_99']"))
+        with service.client("admin") as c:
+            assert c.post("/v1/admin/reload").status_code == 200
+        blocked = score(service, {"text": "hello there", "author": "spambot_99"}).json()["results"][0]
+        assert blocked["route"] == {"action": "block", "team": None, "rule": "authors.block"}
+        service.routing.write_text("rules: [oops")
+        with service.client("admin") as c:
+            response = c.post("/v1/admin/reload")
+        assert response.status_code == 422 and "previous map stays in force" in response.text
+        still = score(service, {"text": "hello there", "author": "spambot_99"}).json()["results"][0]
+        assert still["route"]["action"] == "block"
+        # a valid edit on disk is picked up by the poller, no call needed
+        service.routing.write_text(original)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            route = score(service, {"text": "hello there", "author": "spambot_99"}).json()["results"][0]["route"]
+            if route["action"] != "block":
+                break
+            time.sleep(0.3)
+        assert route["action"] != "block"
+    finally:
+        service.routing.write_text(original)
+
+
+def test_concurrent_singles_are_micro_batched(service):
+    def one(i: int) -> int:
+        return score(service, {"text": f"my order {i} is late again", "message_id": f"c{i}"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(one, range(64)))
+    assert codes == [200] * 64
+    metrics = httpx.get(f"{service.url}/metrics").text
+    count = float(next(ln.split()[-1] for ln in metrics.splitlines() if ln.startswith("triage_batch_messages_count")))
+    total = float(next(ln.split()[-1] for ln in metrics.splitlines() if ln.startswith("triage_batch_messages_sum")))
+    assert total / count > 1.5, "concurrent requests share encoder batches"
+    assert 'triage_http_requests_total{method="POST",route="/v1/score",status="200"}' in metrics
+    assert "triage_model_info{" in metrics and 'triage_predictions_total{head="crisis"' in metrics
+
+
+def test_model_endpoint_and_reload_follow_the_alias(service, trained_store):
+    settings, outcome = trained_store
+    connect_mlflow(settings)
+    client = MlflowClient()
+    with service.client() as c:
+        info = c.get("/v1/model").json()
+    assert info["version"] == outcome.version and info["alias"] == "champion"
+    assert set(info["thresholds"]) == {"actionable", "priority_tier", "crisis"}
+    assert info["metrics"]["crisis"]["macro_f1"] > 0.5 and info["trained_at"]
+    other = mlflow.register_model(f"runs:/{outcome.run_id}/model", "triage-ml").version
+    try:
+        client.set_registered_model_alias("triage-ml", "champion", other)
+        with service.client("admin") as c:
+            reloaded = c.post("/v1/admin/reload").json()
+        assert reloaded["model"]["version"] == str(other) and reloaded["model_changed"]
+        assert score(service, {"text": "hi"}).json()["model"]["version"] == str(other)
+        # moving the alias back is picked up by the poller (1 s here) without a call
+        client.set_registered_model_alias("triage-ml", "champion", outcome.version)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and score(service, {"text": "hi"}).json()["model"]["version"] != \
+                outcome.version:
+            time.sleep(0.5)
+        assert score(service, {"text": "hi"}).json()["model"]["version"] == outcome.version
+    finally:
+        client.set_registered_model_alias("triage-ml", "champion", outcome.version)
+        client.delete_model_version("triage-ml", other)
+
+
+def test_refuses_to_start_without_keys(trained_store, tmp_path):
+    settings, _ = trained_store
+    env = {"TRIAGE_MLRUNS_DIR": str(settings.mlruns_dir), "TRIAGE_API_KEYS": "", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([str(Path(sys.executable).parent / "triage-ml"), "serve"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "no API keys configured" in result.stderr
