@@ -27,7 +27,6 @@ run: install
 	@$(BIN)/triage-ml dev-keys
 	$(BIN)/triage-ml train --if-missing
 	@$(BIN)/triage-ml model info
-	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db"
 	@echo "API docs: http://$(HOST):$(PORT)/docs"
 	$(BIN)/triage-ml serve --host $(HOST) --port $(PORT)
 

@@ -19,7 +19,7 @@ _WORD = "word__"
 class _TermView:
     """One fitted TF-IDF + LR inside a calibrated head: its vectorizer and word-term coefficients."""
 
-    vectorizer: Any
+    head: Any  # the fitted TextEmbeddingClassifier
     coef: np.ndarray  # (n_features,), positive pushes towards the head's class 1; 0 for char n-grams
     names: np.ndarray
 
@@ -38,7 +38,7 @@ def _term_views(head: Any) -> list[_TermView]:
         readable = np.char.startswith(names, _WORD) & np.array(
             [any(w not in ENGLISH_STOP_WORDS for w in t.split()) for t in terms])
         coef[~readable] = 0.0
-        views.append(_TermView(base.vectorizer_, coef, terms))
+        views.append(_TermView(base, coef, terms))
     return views
 
 
@@ -61,7 +61,7 @@ class Explainer:
     def top_terms(self, head: str, text: str, towards_positive: bool) -> list[str]:
         scores: dict[str, float] = defaultdict(float)
         for view in self._views[head]:
-            row = view.vectorizer.transform([text])
+            row = view.head.text_features([text])
             contrib = row.data * view.coef[row.indices]
             for idx, value in zip(row.indices, contrib, strict=True):
                 if value:

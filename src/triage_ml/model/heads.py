@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -71,18 +72,30 @@ class TextEmbeddingClassifier(ClassifierMixin, BaseEstimator):
             if not self.embedding_columns_:
                 raise ValueError("text_weight < 1 needs embedding columns (emb_*) in X")
             self.embedding_model_ = self._regression(self.embedding_C).fit(
-                X[self.embedding_columns_].to_numpy(), y, sample_weight=sample_weight)
+                self._embeddings(X), y, sample_weight=sample_weight)
         return self
+
+    def text_features(self, texts: pd.Series | list[str]) -> sp.csr_matrix:
+        """TF-IDF rows, (n, n_terms): the fitted union's transform without its per-call joblib overhead."""
+        return sp.hstack([vec.transform(texts) for _, vec in self.vectorizer_.transformer_list], format="csr")
+
+    def _embeddings(self, X: pd.DataFrame) -> np.ndarray:
+        cols = self.embedding_columns_
+        start = 1 if len(X.columns) > len(cols) and X.columns[0] == "text" else 0
+        # The feature frame keeps the embedding columns as one block; slicing it by position avoids a
+        # 384-name lookup on every call (the names are checked at the block's ends).
+        if X.columns[start] == cols[0] and X.columns[start + len(cols) - 1] == cols[-1]:
+            return X.iloc[:, start:start + len(cols)].to_numpy(dtype=np.float32)
+        return X[cols].to_numpy(dtype=np.float32)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n, n_classes) probabilities, columns in ``classes_`` order."""
         check_is_fitted(self, "classes_")
         proba = np.zeros((len(X), len(self.classes_)))
         if self.text_weight > 0:
-            proba += self.text_weight * self.text_model_.predict_proba(self.vectorizer_.transform(X["text"]))
+            proba += self.text_weight * self.text_model_.predict_proba(self.text_features(X["text"]))
         if self.text_weight < 1:
-            proba += (1 - self.text_weight) * self.embedding_model_.predict_proba(
-                X[self.embedding_columns_].to_numpy())
+            proba += (1 - self.text_weight) * self.embedding_model_.predict_proba(self._embeddings(X))
         return proba
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -31,6 +31,8 @@ class CalibrationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: Literal["sigmoid", "isotonic"] = "sigmoid"
     folds: int = Field(3, ge=2, description="inner folds of CalibratedClassifierCV")
+    ensemble: bool = Field(False, description="True: one calibrated model per inner fold, averaged (3x the "
+                           "predict cost); False: one model on all rows, calibrated on inner-fold predictions")
 
 
 class ThresholdConfig(BaseModel):

@@ -66,7 +66,8 @@ def build_head(head: HeadConfig, config: TrainConfig) -> CalibratedClassifierCV:
     """An unfitted, calibrated head."""
     params = head.model_dump()
     base = TextEmbeddingClassifier(**params, random_state=config.seed)
-    return CalibratedClassifierCV(base, method=config.calibration.method, cv=config.calibration.folds)
+    return CalibratedClassifierCV(base, method=config.calibration.method, cv=config.calibration.folds,
+                                  ensemble=config.calibration.ensemble)
 
 
 def check_trainable(targets: dict[str, HeadTarget], min_per_class: int) -> None:
