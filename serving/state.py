@@ -90,8 +90,8 @@ class ServiceState:
                 return False
             s = self.settings
             model = await anyio.to_thread.run_sync(
-                load_registered, f"models:/{s.registered_model_name}/{version}")
-            model.encoder.threads = s.torch_threads
+                lambda: load_registered(f"models:/{s.registered_model_name}/{version}", backend=s.encoder_backend,
+                                        threads=s.torch_threads))
             self.loaded = LoadedModel(model, s.registered_model_name, version, s.model_alias, run_id)
             self.metrics.set_model(s.registered_model_name, version)
             log.info("serving %s version %s", s.registered_model_name, version)

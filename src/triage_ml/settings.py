@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     model_alias: str = "champion"
     encoder: str = Field("all-MiniLM-L6-v2", description="a sentence-transformers folder or model name")
     cache_dir: Path = Field(Path.home() / ".cache" / "triage-ml", description="embedding cache location")
-    torch_threads: int | None = Field(None, description="intra-op threads for the encoder; default: torch's")
+    torch_threads: int | None = Field(None, description="intra-op threads for the encoder; default: runtime's")
+    encoder_backend: str = Field("auto", description="auto (onnx when exported), torch, onnx or onnx-int8")
 
     # -- scoring service ----------------------------------------------------------------------------
     api_keys: SecretStr | None = Field(None, description="comma-separated role:key pairs")

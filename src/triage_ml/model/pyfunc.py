@@ -52,19 +52,20 @@ def requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in pins]
 
 
-def log_triage_model(model: TriageModel, *, registered_model_name: str | None = None) -> Any:
+def log_triage_model(model: TriageModel, *, registered_model_name: str | None = None,
+                     export_onnx: bool = True) -> Any:
     """Log ``model`` as pyfunc artifact ``model`` of the active run; register it when a name is given.
 
     Returns MLflow's ModelInfo (``registered_model_version`` is set when registered)."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = model.save(Path(tmp) / ARTIFACT_KEY)
+        folder = model.save(Path(tmp) / ARTIFACT_KEY, export_onnx=export_onnx)
         return mlflow.pyfunc.log_model(
             name="model", python_model=TriagePyfunc(), artifacts={ARTIFACT_KEY: str(folder)},
             signature=SIGNATURE, input_example=INPUT_EXAMPLE, pip_requirements=requirements(),
             registered_model_name=registered_model_name)
 
 
-def load_registered(model_uri: str) -> TriageModel:
+def load_registered(model_uri: str, *, backend: str = "auto", threads: int | None = None) -> TriageModel:
     """The TriageModel behind a pyfunc URI (``models:/triage-ml@champion``, ``runs:/...``)."""
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    return TriageModel.load(local / "artifacts" / ARTIFACT_KEY)
+    return TriageModel.load(local / "artifacts" / ARTIFACT_KEY, backend=backend, threads=threads)

@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 
 from triage_ml.errors import NotFittedError
+from triage_ml.features import onnx_backend
 from triage_ml.features.encoder import Encoder
 from triage_ml.features.frame import feature_frame
+from triage_ml.features.onnx_backend import FP32, ONNX_DIR
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
 _META = "triage_model.json"
@@ -112,12 +114,15 @@ class TriageModel:
         ]
 
     # -- persistence --------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write a self-contained folder: the encoder's files, the heads and a JSON of the rest."""
+    def save(self, path: str | Path, *, export_onnx: bool = False) -> Path:
+        """Write a self-contained folder: the encoder's files (with an ONNX export when asked), the heads
+        and a JSON of the rest."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         shutil.copytree(self.encoder.path, path / _ENCODER, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".*", "README.md"))
+        if export_onnx and not (path / _ENCODER / ONNX_DIR / FP32).is_file():
+            onnx_backend.export_onnx(path / _ENCODER)
         joblib.dump(self.heads, path / _HEADS, compress=3)
         meta = {"taxonomy_version": self.taxonomy_version, "thresholds": self.thresholds,
                 "encoder_fingerprint": self.encoder.fingerprint, "metadata": self.metadata}
@@ -128,10 +133,11 @@ class TriageModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, batch_size: int = 64, threads: int | None = None) -> TriageModel:
+    def load(cls, path: str | Path, *, batch_size: int = 64, threads: int | None = None,
+             backend: str = "auto") -> TriageModel:
         path = Path(path)
         meta = json.loads((path / _META).read_text())
-        encoder = Encoder(path / _ENCODER, batch_size=batch_size, threads=threads)
+        encoder = Encoder(path / _ENCODER, batch_size=batch_size, threads=threads, backend=backend)
         exemplars = vectors = None
         if (path / _EXEMPLARS).is_file():
             exemplars = pd.read_parquet(path / _EXEMPLARS)

@@ -57,6 +57,7 @@ class TrainConfig(BaseModel):
     calibration: CalibrationConfig = CalibrationConfig()
     heads: dict[str, HeadConfig] = Field(default_factory=lambda: {h: HeadConfig() for h in HEADS})
     thresholds: dict[str, ThresholdConfig] = Field(default_factory=_default_thresholds)
+    export_onnx: bool = Field(True, description="export the encoder to ONNX (fp32 + int8) with the model")
     promotion_tolerance: float = Field(0.01, ge=0, description="max macro-F1 loss per head vs champion")
 
     @field_validator("heads", "thresholds")

@@ -102,7 +102,7 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
                 data[["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]].astype("string"),
                 source=str(Path(data_paths[0]).resolve()), name="training-data")
         mlflow.log_input(dataset, context="training")
-        info = log_triage_model(result.model,
+        info = log_triage_model(result.model, export_onnx=config.export_onnx,
                                 registered_model_name=settings.registered_model_name if register else None)
         version = str(info.registered_model_version) if register else None
         gate = None
