@@ -17,7 +17,7 @@ _WORD = "word__"
 
 @dataclass(frozen=True)
 class _TermView:
-    """One fitted TF-IDF + LR inside a calibrated head: its vectorizer and word-term coefficients."""
+    """One fitted TextEmbeddingClassifier inside a calibrated head, with its readable word-term coefficients."""
 
     head: Any  # the fitted TextEmbeddingClassifier
     coef: np.ndarray  # (n_features,), positive pushes towards the head's class 1; 0 for char n-grams

@@ -84,8 +84,9 @@ class TextEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         start = 1 if len(X.columns) > len(cols) and X.columns[0] == "text" else 0
         # The feature frame keeps the embedding columns as one block; slicing it by position avoids a
         # 384-name lookup on every call (the names are checked at the block's ends).
-        if X.columns[start] == cols[0] and X.columns[start + len(cols) - 1] == cols[-1]:
-            return X.iloc[:, start:start + len(cols)].to_numpy(dtype=np.float32)
+        end = start + len(cols)
+        if len(X.columns) >= end and X.columns[start] == cols[0] and X.columns[end - 1] == cols[-1]:
+            return X.iloc[:, start:end].to_numpy(dtype=np.float32)
         return X[cols].to_numpy(dtype=np.float32)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
