@@ -23,10 +23,8 @@ async def score_messages(body: ScoreRequest, state: StateDep, _: Scorer) -> Scor
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 [{"field": f"messages.{i}.text", "message":
                                   f"text is {len(m.text):,} characters; the limit is {limits.max_text_chars:,}"}])
-    messages = [Message(text=m.text, message_id=m.message_id, channel=m.channel, brand=m.brand, author=m.author,
-                        conversation_id=m.conversation_id,
-                        created_at=m.created_at.isoformat() if m.created_at else None, is_private=m.is_private)
-                for m in body.messages]
+    messages = [Message(**m.model_dump(exclude={"created_at"}),
+                        created_at=m.created_at.isoformat() if m.created_at else None) for m in body.messages]
     results, loaded = await state.score(messages)
     return ScoreResponse(model=ModelRef(name=loaded.name, version=loaded.version),
                          results=[ScoreResult(**r, model_version=loaded.version) for r in results])

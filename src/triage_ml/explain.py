@@ -74,14 +74,13 @@ class Explainer:
         ex, vectors = self.model.exemplars, self.model.exemplar_vectors
         if ex is None or vectors is None:
             return []
-        column = {"actionable": "actionable", "priority_tier": "priority_tier", "crisis": "crisis"}[head]
-        known = ex[column].notna().to_numpy()
+        known = ex[head].notna().to_numpy()  # exemplar columns are named after the heads
         sims = np.where(known, vectors @ embedding, -np.inf)
         out = []
         for i in np.argsort(-sims)[: self.n_similar]:
             if not np.isfinite(sims[i]):
                 break
-            label = ex[column].iloc[i]
+            label = ex[head].iloc[i]
             text = str(ex["text"].iloc[i])
             out.append({"message_id": str(ex["message_id"].iloc[i]), "text": text[:100] + ("…" if len(text) > 100
                         else ""), "label": _label_name(head, label), "similarity": round(float(sims[i]), 3)})

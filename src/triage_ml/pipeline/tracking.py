@@ -167,9 +167,8 @@ def champion_macro_f1(client: MlflowClient, champion, settings: Settings, config
         source=f"champion v{champion.version} {CONFIG_ARTIFACT}")
     model_dir = Path(mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{settings.registered_model_name}/{champion.version}"))
-    encoder = Encoder(model_dir / "artifacts" / ARTIFACT_KEY / "encoder",
-                      cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite3"),
-                      batch_size=champion_config.batch_size, threads=settings.torch_threads)
+    encoder = make_encoder(str(model_dir / "artifacts" / ARTIFACT_KEY / "encoder"), settings,
+                           champion_config.batch_size)
     champion_cv = cross_validate(embed(data, encoder, progress=False), data, champion_config, folds=folds,
                                  progress=False)
     return champion_cv.macro_f1()
