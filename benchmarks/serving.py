@@ -86,13 +86,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/public/xci_complaints.csv")
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
+                        help="encoder backend for all three (TRIAGE_ENCODER_BACKEND for the servers)")
     args = parser.parse_args()
     settings = Settings()
     connect_mlflow(settings)
     texts = pd.read_csv(args.data)["tweet"].astype(str).head(args.n).tolist()
     uri = settings.model_uri()
 
-    model = load_registered(uri)
+    model = load_registered(uri, backend=args.backend)
     model.predict_frame(texts[:32])
     start = time.perf_counter()
     for i in range(0, len(texts), 32):
@@ -102,7 +104,8 @@ def main() -> None:
 
     env = {**os.environ, "TRIAGE_API_KEYS": f"scorer:{KEY}", "TRIAGE_MODEL_POLL_SECONDS": "0",
            "TRIAGE_MAX_BATCH": "256", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri(), "HF_HUB_OFFLINE": "1"}
+           "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri(), "HF_HUB_OFFLINE": "1",
+           "TRIAGE_ENCODER_BACKEND": args.backend}
     results = {"raw": raw}
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -149,8 +152,8 @@ def main() -> None:
         "service_over_peer_batch32": round(svc["batch32"]["msgs_per_s"] / peer["batch32"]["msgs_per_s"], 2),
         "service_over_peer_single_16": round(svc["single_16"]["msgs_per_s"] / peer["single_16"]["msgs_per_s"], 2),
     }
-    results.update(n_messages=len(texts), model=uri, cpus=os.cpu_count())
-    print(f"raw in-process: {raw['msgs_per_s']} msgs/s")
+    results.update(n_messages=len(texts), model=uri, backend=args.backend, cpus=os.cpu_count())
+    print(f"encoder backend: {args.backend}; raw in-process: {raw['msgs_per_s']} msgs/s")
     for name in ("service", "peer"):
         for load, r in results[name].items():
             print(f"{name:<8} {load:<10} {r['msgs_per_s']:>7} msgs/s  p50 {r['p50_ms']:>7} ms  p99 {r['p99_ms']:>7} ms")

@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.routes import admin, health, model, score
 from serving.state import ServiceState
@@ -20,8 +22,40 @@ from triage_ml.settings import Settings, get_settings
 log = logging.getLogger("triage_ml.serving")
 
 
-class BodyTooLargeError(Exception):
-    pass
+class LimitAndMeasure:
+    """Pure ASGI middleware: refuses declared bodies over the limit (413) and records request counts and
+    latency per route. (Starlette's ``BaseHTTPMiddleware`` cost ~2 ms per request here.)"""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response = JSONResponse({"detail": f"request body over {self.max_body_bytes:,} bytes"}, status_code=413)
+            await response(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_code = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            service = getattr(scope["app"].state, "service", None) if "app" in scope else None
+            if service is not None:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                service.metrics.requests.labels(path, scope["method"], str(status_code)).inc()
+                service.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,20 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (score.router, model.router, admin.router, health.router):
         app.include_router(router)
 
-    @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next):  # noqa: ANN001
-        start = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse({"detail": f"request body over {settings.max_body_bytes:,} bytes"}, status_code=413)
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        service = getattr(request.app.state, "service", None)
-        if service is not None:
-            service.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-            service.metrics.latency.labels(path).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

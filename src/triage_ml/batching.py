@@ -17,8 +17,9 @@ class MicroBatcher(Generic[T, R]):
     """Runs ``fn(items) -> (results, extra)`` in a worker thread on batches gathered from many callers.
 
     A caller awaits ``submit(items)`` and gets its own slice of results plus the batch's ``extra`` (for
-    example, which model version produced them). Batches are gathered until ``max_items`` or until
-    ``max_wait`` seconds pass after the first request; one batch runs at a time.
+    example, which model version produced them). One batch runs at a time; requests
+    that arrive while it runs form the next one (up to ``max_items``), after waiting at most ``max_wait``
+    seconds for more.
     """
 
     def __init__(self, fn: Callable[[list[T]], tuple[list[R], Any]], *, max_items: int, max_wait: float) -> None:
@@ -43,18 +44,24 @@ class MicroBatcher(Generic[T, R]):
         return await future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             jobs = [await self._queue.get()]
             size = len(jobs[0][0])
-            deadline = asyncio.get_running_loop().time() + self.max_wait
+            # Take what is already waiting (it queued while the previous batch ran), then wait up to
+            # max_wait for more; with max_wait 0 a lone request never waits for company.
+            deadline = loop.time() + self.max_wait
             while size < self.max_items:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self._queue.get(), timeout)
-                except TimeoutError:
-                    break
+                if not self._queue.empty():
+                    job = self._queue.get_nowait()
+                else:
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(self._queue.get(), timeout)
+                    except TimeoutError:
+                        break
                 jobs.append(job)
                 size += len(job[0])
             await self._execute(jobs)

@@ -57,8 +57,27 @@ class Explainer:
         self.n_terms = n_terms
         self.n_similar = n_similar
         self._views = {name: _term_views(head) for name, head in model.heads.items()}
+        ex, vectors = model.exemplars, model.exemplar_vectors
+        self._vectors = vectors if ex is not None and vectors is not None else None
+        if self._vectors is not None:  # plain lists and arrays: no pandas indexing per request
+            self._ids = [str(v) for v in ex["message_id"]]
+            self._texts = [str(v) for v in ex["text"]]
+            self._known = {h: ex[h].notna().to_numpy() for h in model.heads}  # columns are named after the heads
+            self._labels = {h: ex[h].tolist() for h in model.heads}
+        self._readable = {str(view.names[i]) for views in self._views.values() for view in views
+                          for i in np.flatnonzero(view.coef)}
 
     def top_terms(self, head: str, text: str, towards_positive: bool) -> list[str]:
+        if self.model.compiled is not None:
+            scores = {t: v for t, v in self.model.compiled.term_contributions(head, text).items()
+                      if t in self._readable}
+        else:
+            scores = self._sklearn_term_scores(head, text)
+        sign = 1.0 if towards_positive else -1.0
+        ranked = sorted((t for t in scores if sign * scores[t] > 0), key=lambda t: -sign * scores[t])
+        return ranked[: self.n_terms]
+
+    def _sklearn_term_scores(self, head: str, text: str) -> dict[str, float]:
         scores: dict[str, float] = defaultdict(float)
         for view in self._views[head]:
             row = view.head.text_features([text])
@@ -66,24 +85,21 @@ class Explainer:
             for idx, value in zip(row.indices, contrib, strict=True):
                 if value:
                     scores[str(view.names[idx])] += value
-        sign = 1.0 if towards_positive else -1.0
-        ranked = sorted((t for t in scores if sign * scores[t] > 0), key=lambda t: -sign * scores[t])
-        return ranked[: self.n_terms]
+        return scores
 
     def similar(self, head: str, embedding: np.ndarray) -> list[dict[str, Any]]:
-        ex, vectors = self.model.exemplars, self.model.exemplar_vectors
-        if ex is None or vectors is None:
+        if self._vectors is None:
             return []
-        known = ex[head].notna().to_numpy()  # exemplar columns are named after the heads
-        sims = np.where(known, vectors @ embedding, -np.inf)
+        sims = np.where(self._known[head], self._vectors @ embedding, -np.inf)
+        top = np.argpartition(-sims, self.n_similar)[: self.n_similar] if len(sims) > self.n_similar \
+            else np.arange(len(sims))
         out = []
-        for i in np.argsort(-sims)[: self.n_similar]:
+        for i in top[np.argsort(-sims[top])]:
             if not np.isfinite(sims[i]):
                 break
-            label = ex[head].iloc[i]
-            text = str(ex["text"].iloc[i])
-            out.append({"message_id": str(ex["message_id"].iloc[i]), "text": text[:100] + ("…" if len(text) > 100
-                        else ""), "label": _label_name(head, label), "similarity": round(float(sims[i]), 3)})
+            text = self._texts[i]
+            out.append({"message_id": self._ids[i], "text": text[:100] + ("…" if len(text) > 100 else ""),
+                        "label": _label_name(head, self._labels[head][i]), "similarity": round(float(sims[i]), 3)})
         return out
 
     def explain(self, text: str, embedding: np.ndarray, prediction: dict[str, Any],

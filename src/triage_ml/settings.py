@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request bodies above this get 413")
     model_poll_seconds: float = Field(30.0, ge=0, description="how often the alias is checked; 0: never")
     routing_poll_seconds: float = Field(2.0, gt=0, description="how often the map file is checked")
-    batch_wait_ms: float = Field(3.0, ge=0, description="how long concurrent requests are collected")
+    batch_wait_ms: float = Field(0.0, ge=0, description="extra wait for company before encoding a batch; "
+                                 "requests arriving while a batch runs are batched anyway")
     batch_max_messages: int = Field(128, ge=1, description="messages encoded together at most")
 
     @field_validator("api_keys")

@@ -35,7 +35,11 @@ class TriagePyfunc(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with a ``text`` column. Output: one row per message (see SIGNATURE)."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.model = TriageModel.load(context.artifacts[ARTIFACT_KEY])
+        from triage_ml.settings import Settings
+
+        settings = Settings()  # TRIAGE_ENCODER_BACKEND / TRIAGE_TORCH_THREADS apply to `mlflow models serve` too
+        self.model = TriageModel.load(context.artifacts[ARTIFACT_KEY], backend=settings.encoder_backend,
+                                      threads=settings.torch_threads)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if "text" not in model_input:

@@ -18,6 +18,7 @@ from triage_ml.features import onnx_backend
 from triage_ml.features.encoder import Encoder
 from triage_ml.features.frame import feature_frame
 from triage_ml.features.onnx_backend import FP32, ONNX_DIR
+from triage_ml.model.compiled import CompiledHeads
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
 _META = "triage_model.json"
@@ -66,6 +67,7 @@ class TriageModel:
         self.metadata = metadata or {}
         self.exemplars = exemplars
         self.exemplar_vectors = exemplar_vectors
+        self.compiled = CompiledHeads.from_heads({name: heads[name] for name in HEADS})
 
     # -- prediction ---------------------------------------------------------------------------------
     def head_probabilities(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -77,6 +79,13 @@ class TriageModel:
             out[name] = head.predict_proba(features)[:, positive]
         return out
 
+    def probabilities(self, texts: Sequence[str], embeddings: np.ndarray) -> dict[str, np.ndarray]:
+        """Like ``head_probabilities`` from texts and their (n, dim) embeddings: through the compiled
+        heads when the layout allows (same numbers, ~20x less overhead), else through scikit-learn."""
+        if self.compiled is not None:
+            return self.compiled.probabilities(texts, embeddings)
+        return self.head_probabilities(feature_frame(list(texts), embeddings))
+
     def predict_frame(self, texts: Sequence[str], *, embeddings: np.ndarray | None = None) -> pd.DataFrame:
         """One row per text: actionable, actionable_prob, priority_tier, tier1_prob, tier2_prob,
         crisis_risk, crisis. Tier columns are None for noise. A crisis is always actionable, tier 1.
@@ -84,7 +93,7 @@ class TriageModel:
         texts = list(texts)
         if embeddings is None:
             embeddings = self.encoder.encode(texts)
-        probs = self.head_probabilities(feature_frame(texts, embeddings))
+        probs = self.probabilities(texts, embeddings)
         crisis = probs["crisis"] >= self.thresholds["crisis"]
         actionable = (probs["actionable"] >= self.thresholds["actionable"]) | crisis
         tier1 = (probs["priority_tier"] >= self.thresholds["priority_tier"]) | crisis
