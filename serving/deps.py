@@ -58,3 +58,6 @@ def require(*roles: str) -> Callable[[str], str]:
 
 Scorer = Annotated[str, Depends(require("scorer"))]
 Admin = Annotated[str, Depends(require("admin"))]
+Agent = Annotated[str, Depends(require("agent"))]
+Lead = Annotated[str, Depends(require("lead"))]
+AgentOrLead = Annotated[str, Depends(require("agent", "lead"))]

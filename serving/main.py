@@ -14,9 +14,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.routes import admin, health, model, score
+from serving.routes import admin, feedback, health, model, score
 from serving.state import ServiceState
 from triage_ml import __version__
+from triage_ml.errors import ConflictError, NotFoundError, StoreUnavailableError
 from triage_ml.settings import Settings, get_settings
 
 log = logging.getLogger("triage_ml.serving")
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="triage-ml", version=__version__, lifespan=lifespan,
                   description="Scores inbound social messages: actionable, priority tier, crisis risk, route.")
-    for router in (score.router, model.router, admin.router, health.router):
+    for router in (score.router, feedback.router, model.router, admin.router, health.router):
         app.include_router(router)
 
     app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
@@ -83,6 +84,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail = [{"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
                    "message": _message(err)} for err in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ConflictError)
+    async def conflict(_: Request, exc: ConflictError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_down(_: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.error("%s", exc)
+        return JSONResponse({"detail": "the label store is unreachable; nothing was written, retry later"},
+                            status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -17,6 +17,8 @@ class ServiceMetrics:
                                    registry=self.registry)
         self.model_info = Gauge("triage_model_info", "the model being served (value 1)", ["name", "version"],
                                 registry=self.registry)
+        self.unrecorded = Counter("triage_predictions_unrecorded", "scored messages whose result could not be "
+                                  "recorded (label store unreachable)", registry=self.registry)
         self.batch_size = Histogram("triage_batch_messages", "messages encoded together",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
 

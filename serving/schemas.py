@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from triage_ml.data.schema import MAX_TEXT_CHARS
+from triage_ml.labels.decisions import Decision, close_labels
 
 Id = Annotated[StrictStr, Field(max_length=256)]
 
@@ -100,3 +101,81 @@ class ReloadResult(BaseModel):
     model: ModelRef
     model_changed: bool
     routing_map: str
+
+
+# -- feedback and disputes ---------------------------------------------------------------------------------
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"decisions": [
+        {"event_id": "evt-0001", "message_id": "tw-1", "agent": "ana", "action": "escalated", "team": "pr",
+         "model_version": "3"}]}]})
+    decisions: Annotated[list[Decision], Field(min_length=1, description="one decision is a batch of one")]
+
+
+class LabelsOut(BaseModel):
+    actionable: bool | None
+    priority_tier: int | None
+    crisis: bool | None
+
+
+class DecisionResult(BaseModel):
+    event_id: str
+    decision_id: int
+    message_id: str
+    labels: LabelsOut
+    disputes: list[int] = Field(description="disputes this decision opened or joined")
+
+
+class FeedbackResponse(BaseModel):
+    results: list[DecisionResult]
+
+
+class FlagRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: Id
+    by: Annotated[StrictStr, Field(min_length=1, max_length=256, description="who flags it")]
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=2000, description="why the label is in doubt")]
+    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None = Field(
+        None, description="the message's text, when the store has not seen the message")
+
+
+class Resolution(BaseModel):
+    """A lead's gold label; give at least one head. The taxonomy's rules fill the rest (a crisis is
+    actionable and tier 1; noise has no tier and no crisis)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lead: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+    actionable: StrictBool | None = None
+    priority_tier: Literal[1, 2] | None = None
+    crisis: StrictBool | None = None
+    note: Annotated[StrictStr, Field(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _some_label(self) -> Resolution:
+        if self.actionable is None and self.priority_tier is None and self.crisis is None:
+            raise ValueError("give at least one of actionable, priority_tier, crisis")
+        self.labels()
+        return self
+
+    def labels(self) -> dict[str, int]:
+        explicit = {h: int(v) for h, v in (("actionable", self.actionable), ("priority_tier", self.priority_tier),
+                                           ("crisis", self.crisis)) if v is not None}
+        return close_labels({}, explicit)
+
+
+class Dispute(BaseModel):
+    id: int
+    state: Literal["open", "resolved"]
+    opened_at: str
+    message: dict[str, Any]
+    prediction: dict[str, Any] | None
+    decisions: list[dict[str, Any]]
+    reasons: list[dict[str, Any]]
+    resolved_at: str | None
+    resolved_by: str | None
+    resolution: dict[str, Any] | None
+
+
+class DisputeList(BaseModel):
+    disputes: list[Dispute]
+    limit: int
+    offset: int

@@ -18,12 +18,15 @@ from mlflow.exceptions import MlflowException
 
 from serving.metrics import ServiceMetrics
 from triage_ml.batching import MicroBatcher
-from triage_ml.errors import ConfigError, ModelNotFoundError
+from triage_ml.errors import ConfigError, ModelNotFoundError, StoreUnavailableError
+from triage_ml.labels.disputes import DisputePolicy
+from triage_ml.labels.feedback import MESSAGE_FIELDS, record_predictions
 from triage_ml.model.pyfunc import load_registered
 from triage_ml.pipeline.tracking import connect_mlflow
 from triage_ml.routing import EscalationMap
 from triage_ml.scoring import LoadedModel, Message, score
 from triage_ml.settings import Settings
+from triage_ml.store.db import Store
 
 log = logging.getLogger("triage_ml.serving")
 
@@ -45,9 +48,16 @@ class ServiceState:
         self._poller: asyncio.Task | None = None
         connect_mlflow(settings)
         self.client = MlflowClient()
+        self.store = Store(settings.database_url, auto_migrate=settings.database_auto_migrate)
+        self.dispute_policy = DisputePolicy(settings.dispute_confidence, settings.dispute_crisis_high,
+                                            settings.dispute_crisis_low)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.store.ensure_schema)
+        except StoreUnavailableError as exc:  # scoring works without it; feedback answers 503 until it is back
+            log.error("%s; feedback and disputes answer 503 until it is reachable", exc)
         await self.reload_model(force=True)
         self.batcher.start()
         self._poller = asyncio.create_task(self._poll(), name="reload-poller")
@@ -58,6 +68,7 @@ class ServiceState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.batcher.stop()
+        self.store.dispose()
 
     # -- scoring -------------------------------------------------------------------------------------
     def _score_batch(self, messages: list[Message]) -> tuple[list[dict], LoadedModel]:
@@ -71,6 +82,20 @@ class ServiceState:
         results, loaded = await self.batcher.submit(messages)
         self.metrics.count(results)
         return results, loaded
+
+    async def record_predictions(self, loaded: LoadedModel, messages: list[Message],
+                                 results: list[dict]) -> list[dict]:
+        """Record results of messages that have an id; a (message id, version) seen before gets its first
+        result back. Scoring does not wait on a broken store: it answers, logs and counts the failure."""
+        items = [(m.message_id, m.text, {f: getattr(m, f) for f in MESSAGE_FIELDS}, r)
+                 for m, r in zip(messages, results, strict=True) if m.message_id]
+        try:
+            stored = await anyio.to_thread.run_sync(record_predictions, self.store, loaded.name, loaded.version, items)
+        except StoreUnavailableError as exc:
+            self.metrics.unrecorded.inc(len(items))
+            log.warning("predictions not recorded: %s", exc)
+            return results
+        return [stored.get(m.message_id, r) if m.message_id else r for m, r in zip(messages, results, strict=True)]
 
     # -- reloading -----------------------------------------------------------------------------------
     def _alias_version(self) -> tuple[str, str | None]:
@@ -123,7 +148,10 @@ class ServiceState:
                 except Exception as exc:  # the registry may be briefly unreachable; keep serving
                     log.warning("model alias check failed, still serving the loaded model: %s", exc)
 
-    def store_reachable(self) -> bool:
+    def database_reachable(self) -> bool:
+        return self.store.reachable()
+
+    def registry_reachable(self) -> bool:
         try:
             self.client.get_registered_model(self.settings.registered_model_name)
             return True

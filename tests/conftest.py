@@ -70,3 +70,49 @@ def trained_store(tmp_path_factory, seed_subset):
     settings = Settings(mlruns_dir=store / "mlruns", cache_dir=CACHE_DIR, experiment_name="test")
     outcome = train_and_log([seed_subset], TrainConfig.from_dict(SMALL_CONFIG), settings, progress=False)
     return settings, outcome
+
+
+# -- label store databases ---------------------------------------------------------------------------------
+PG_ADMIN_URL = os.environ.get("TRIAGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _postgres_or_skip() -> None:
+    """PostgreSQL must be there in CI (fail loudly); elsewhere its tests are skipped when it is not."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        message = f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({type(exc).__name__}); .ci/run starts it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    _postgres_or_skip()
+    name = f"triage_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield str(sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each label-store test runs on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp_path / 'triage.db').as_posix()}"
+    return request.getfixturevalue("postgres_url")

@@ -18,11 +18,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: StateDep) -> JSONResponse:
-    """Ready when a model is loaded and the model store answers."""
-    store = await anyio.to_thread.run_sync(state.store_reachable)
-    ready = state.loaded is not None and store
-    body = {"ready": ready, "model_loaded": state.loaded is not None, "store_reachable": store,
-            "model_version": state.loaded.version if state.loaded else None}
+    """Ready when a model is loaded and both stores answer: the label database and the model registry."""
+    database = await anyio.to_thread.run_sync(state.database_reachable)
+    registry = await anyio.to_thread.run_sync(state.registry_reachable)
+    ready = state.loaded is not None and database and registry
+    body = {"ready": ready, "model_loaded": state.loaded is not None, "store_reachable": database,
+            "registry_reachable": registry, "model_version": state.loaded.version if state.loaded else None}
     return JSONResponse(body, status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
 
 

@@ -13,7 +13,10 @@ router = APIRouter(prefix="/v1", tags=["score"])
     401: {"description": "missing or invalid X-API-Key"}, 403: {"description": "role is not scorer"},
     413: {"description": "batch or body over the limit"}, 422: {"description": "invalid message"}})
 async def score_messages(body: ScoreRequest, state: StateDep, _: Scorer) -> ScoreResponse:
-    """Score one message or a batch: actionable, tier, crisis risk, route and a short explanation."""
+    """Score one message or a batch: actionable, tier, crisis risk, route and a short explanation.
+
+    Results for messages with a ``message_id`` are recorded in the label store; scoring the same id again
+    with the same model version returns the recorded result."""
     limits = state.settings
     if len(body.messages) > limits.max_batch:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -26,5 +29,7 @@ async def score_messages(body: ScoreRequest, state: StateDep, _: Scorer) -> Scor
     messages = [Message(**m.model_dump(exclude={"created_at"}),
                         created_at=m.created_at.isoformat() if m.created_at else None) for m in body.messages]
     results, loaded = await state.score(messages)
+    if any(m.message_id for m in messages):
+        results = await state.record_predictions(loaded, messages, results)
     return ScoreResponse(model=ModelRef(name=loaded.name, version=loaded.version),
                          results=[ScoreResult(**r, model_version=loaded.version) for r in results])

@@ -20,7 +20,12 @@ benchmark_app = typer.Typer(help="Quality benchmarks on public data.", no_args_i
 model_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(benchmark_app, name="benchmark")
+labels_app = typer.Typer(help="The label store: agent decisions and lead answers as training labels.",
+                         no_args_is_help=True)
+db_app = typer.Typer(help="The label store's database schema.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(labels_app, name="labels")
+app.add_typer(db_app, name="db")
 
 DEFAULT_CONFIG = Path("training/configs/default.yaml")
 DEFAULT_SEED = Path("data/seed/messages.csv")
@@ -39,6 +44,9 @@ def train_cmd(
     register: Annotated[bool, typer.Option(help="register the model and apply the promotion gate")] = True,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing if a champion exists")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    from_store: Annotated[bool, typer.Option("--from-store", help=(
+        "add the label store's export (TRIAGE_DATABASE_URL); its labels win over the files' for the same "
+        "message_id"))] = False,
 ) -> None:
     """Cross-validate, fit, log to MLflow and register a model; promote it if it is no worse."""
     from triage_ml.pipeline.config import TrainConfig
@@ -53,7 +61,16 @@ def train_cmd(
             typer.echo(f"{settings.registered_model_name}@{settings.model_alias} is version {existing.version}; "
                        "nothing to train (drop --if-missing to train anyway)")
             return
-    outcome = train_and_log(data or [DEFAULT_SEED], cfg, settings, register=register, progress=progress)
+    paths: list[Path] = list(data or [DEFAULT_SEED])
+    extra: dict[str, str] = {}
+    if from_store:
+        export, digest, rows = _export_store(settings, Path("data/exports"))
+        if rows:
+            paths.append(export)
+        typer.echo(f"label store: {rows} labeled messages (export {digest[:12]})")
+        extra = {"store_export_hash": digest, "store_export_rows": str(rows), "store_export": str(export)}
+    outcome = train_and_log(paths, cfg, settings, register=register, progress=progress, later_wins=from_store,
+                            extra_params=extra)
     cv = outcome.result.cv
     typer.echo(f"trained on {outcome.result.n_rows} messages (data {outcome.result.data_hash[:12]}), "
                f"{cfg.cv_folds}-fold out-of-fold metrics:")
@@ -130,6 +147,54 @@ def benchmark_xci_cmd(
 
     result = run_xci_benchmark(path, TrainConfig.from_yaml(config), _settings(), folds=folds)
     typer.echo(json.dumps(result))
+
+
+def _export_store(settings, folder: Path) -> tuple[Path, str, int]:  # noqa: ANN001
+    from triage_ml.data.io import write_table
+    from triage_ml.labels.export import table_hash, training_table
+    from triage_ml.store.db import Store
+
+    store = Store(settings.database_url)
+    try:
+        table = training_table(store)
+    finally:
+        store.dispose()
+    digest = table_hash(table)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_table(table, folder / f"labels-{digest[:12]}.csv"), digest, len(table)
+
+
+@labels_app.command("export")
+def labels_export_cmd(
+    out: Annotated[Path, typer.Option(help="output file (.csv, .jsonl or .parquet)")],
+) -> None:
+    """Write the training table built from the store: one row per labeled message, lead > agents agreeing
+    > one agent > seed/import, with each head's source and the label ids used. Deterministic."""
+    from triage_ml.data.io import write_table
+    from triage_ml.labels.export import table_hash, training_table
+    from triage_ml.store.db import Store
+
+    store = Store(_settings().database_url)
+    try:
+        table = training_table(store)
+    finally:
+        store.dispose()
+    write_table(table, out)
+    typer.echo(f"wrote {len(table)} labeled messages to {out} (sha256 {table_hash(table)[:12]})")
+
+
+@db_app.command("upgrade")
+def db_upgrade_cmd(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Apply the label store's migrations (the service also does this on start)."""
+    from triage_ml.store.db import current_revision, make_engine, migrate
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine, revision)
+        typer.echo(f"{engine.url.render_as_string(hide_password=True)} at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
 
 
 @app.command("serve")

@@ -46,3 +46,16 @@ class ModelNotFoundError(TriageError, LookupError):
 
 class EncoderNotFoundError(TriageError, LookupError):
     """The configured sentence encoder is neither a local folder nor an installed offline package."""
+
+
+class StoreUnavailableError(TriageError, ConnectionError):
+    """The label store cannot be reached; the API answers 503 and nothing is written."""
+
+
+class NotFoundError(TriageError, LookupError):
+    """A message or dispute the request names does not exist (404)."""
+
+
+class ConflictError(TriageError):
+    """The request contradicts what the store holds: an event id reused for another event, a dispute
+    resolved twice (409)."""

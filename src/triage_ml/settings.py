@@ -38,6 +38,18 @@ class Settings(BaseSettings):
                                  "requests arriving while a batch runs are batched anyway")
     batch_max_messages: int = Field(128, ge=1, description="messages encoded together at most")
 
+    # -- label store and disputes --------------------------------------------------------------------
+    database_url: str = Field("sqlite:///data/triage.db",
+                              description="label store: sqlite:///file.db or postgresql+psycopg://user@host/db")
+    database_auto_migrate: bool = Field(True, description="bring the store's schema up to date on start")
+    dispute_confidence: float = Field(0.9, gt=0.5, lt=1.0, description=(
+        "a prediction is confident at p >= this or p <= 1 - this; an agent label against it opens a dispute"))
+    dispute_crisis_high: float = Field(0.8, gt=0, lt=1, description=(
+        "crisis_risk at or above which a decision that does not escalate opens a dispute"))
+    dispute_crisis_low: float = Field(0.02, gt=0, lt=1, description=(
+        "crisis_risk at or below which an escalation to PR/legal/safety opens a dispute"))
+    max_decisions: int = Field(500, ge=1, description="decisions per /v1/feedback request")
+
     @field_validator("api_keys")
     @classmethod
     def _keys_parse(cls, value: SecretStr | None) -> SecretStr | None:

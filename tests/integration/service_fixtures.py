@@ -31,7 +31,8 @@ class RunningService:
         self.env = {**os.environ, "TRIAGE_MLRUNS_DIR": str(settings.mlruns_dir),
                     "TRIAGE_EXPERIMENT_NAME": settings.experiment_name, "TRIAGE_CACHE_DIR": str(settings.cache_dir),
                     "TRIAGE_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items()),
-                    "TRIAGE_ROUTING_PATH": str(self.routing), **env}
+                    "TRIAGE_ROUTING_PATH": str(self.routing),
+                    "TRIAGE_DATABASE_URL": f"sqlite:///{(workdir / 'triage.db').as_posix()}", **env}
         self.log = workdir / "service.log"
         self.proc: subprocess.Popen | None = None
 

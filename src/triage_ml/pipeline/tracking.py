@@ -61,10 +61,13 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     return client
 
 
-def load_training_data(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Validate each file and stack them; a message id may appear in only one file."""
+def load_training_data(paths: Sequence[str | Path], *, later_wins: bool = False) -> pd.DataFrame:
+    """Validate each file and stack them. A message id may appear in only one file, unless ``later_wins``:
+    then a later file's row replaces an earlier one's (the label store's export over the seed data)."""
     frames = [load_labeled(p).assign(source_file=str(p)) for p in paths]
     data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if later_wins:
+        data = data.drop_duplicates("message_id", keep="last").reset_index(drop=True)
     dup = data["message_id"].duplicated(keep="first")
     if dup.any():
         first = data.loc[dup.idxmax()]
@@ -80,9 +83,10 @@ def make_encoder(name: str, settings: Settings, batch_size: int) -> Encoder:
 
 
 def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, settings: Settings, *,
-                  register: bool = True, progress: bool = True, run_name: str | None = None) -> TrainOutcome:
+                  register: bool = True, progress: bool = True, run_name: str | None = None,
+                  later_wins: bool = False, extra_params: dict[str, str] | None = None) -> TrainOutcome:
     """The whole `triage-ml train`: data -> CV -> final model -> MLflow run -> registry -> gate."""
-    data = load_training_data(data_paths)
+    data = load_training_data(data_paths, later_wins=later_wins)
     client = configure_mlflow(settings)
     encoder = make_encoder(config.encoder or settings.encoder, settings, config.batch_size)
     features = embed(data, encoder, progress=progress)
@@ -92,7 +96,7 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
     with mlflow.start_run(run_name=run_name or f"train-{result.data_hash[:8]}") as run:
         mlflow.log_params({**config.flat_params(), "data_hash": result.data_hash, "n_rows": result.n_rows,
                            "data_files": ",".join(map(str, data_paths)), "encoder_fingerprint":
-                           encoder.fingerprint, "taxonomy_version": TAXONOMY_VERSION})
+                           encoder.fingerprint, "taxonomy_version": TAXONOMY_VERSION, **(extra_params or {})})
         mlflow.set_tags({"data_hash": result.data_hash, "taxonomy_version": TAXONOMY_VERSION})
         mlflow.log_text(config.to_yaml(), CONFIG_ARTIFACT)
         _log_cv(data, cv)

@@ -1,0 +1,1 @@
+"""Agent decisions become labels; disputes; the training-set export."""

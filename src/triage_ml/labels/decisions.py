@@ -1,0 +1,124 @@
+"""An agent decision and the labels it implies (shared/TAXONOMY.md, "Agent decisions become labels").
+
+``Decision.labels()`` applies, in order: the action's mapping, the reason code's tier, the explicit label
+fields (which override both), then the taxonomy's rules (a crisis is actionable and tier 1; noise has no
+tier and no crisis). A decision whose explicit fields contradict each other is refused with a message
+naming the fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+
+from triage_ml.data.schema import MAX_TEXT_CHARS
+from triage_ml.taxonomy import NOISE_REASONS, REASONS, TIER2_REASONS, tier_for_reason
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+Action = Literal["responded", "escalated", "archived", "marked_spam", "blocked", "set_priority", "flag_crisis",
+                 "unflag_crisis"]
+ArchiveReason = Literal["no_action_needed", "duplicate", "handled_elsewhere", "other"]
+ReasonCode = Literal[tuple(sorted(REASONS))]  # type: ignore[valid-type]
+CRISIS_TEAMS = frozenset({"pr", "legal", "safety"})
+
+
+class Decision(BaseModel):
+    """One agent decision on one message, as the inbox sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: Id = Field(description="client-generated idempotency key; a replay changes nothing")
+    message_id: Id
+    agent: Id
+    action: Action
+    team: Id | None = Field(None, description="for escalated: pr, legal and safety mean a crisis")
+    archive_reason: ArchiveReason | None = Field(None, description="for archived")
+    reason: ReasonCode | None = Field(None, description="a taxonomy reason code, e.g. complaint, praise")
+    actionable: StrictBool | None = None
+    priority_tier: Literal[1, 2] | None = Field(None, description="for set_priority; otherwise an override")
+    crisis: StrictBool | None = None
+    model_version: Annotated[StrictStr, Field(max_length=64)] | None = Field(
+        None, description="the model version whose prediction the agent saw")
+    decided_at: datetime | None = None
+    # The message itself, needed only when the store has not seen message_id (it was never scored with it).
+    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None = None
+    channel: Id | None = None
+    brand: Id | None = None
+    author: Id | None = None
+    conversation_id: Id | None = None
+    is_private: StrictBool | None = None
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Decision:
+        if self.action == "escalated" and not self.team:
+            raise ValueError("team: required when action is escalated (e.g. pr, legal, safety, lead, expert)")
+        if self.action == "archived" and not self.archive_reason:
+            raise ValueError("archive_reason: required when action is archived (no_action_needed, duplicate, "
+                             "handled_elsewhere or other)")
+        if self.action == "set_priority" and self.priority_tier is None:
+            raise ValueError("priority_tier: required when action is set_priority (1 or 2)")
+        self.labels()  # raises on contradictions
+        return self
+
+    def labels(self) -> dict[str, int]:
+        """{head: value} this decision implies: actionable and crisis 0/1, priority_tier 1/2."""
+        implied = _action_labels(self)
+        if self.reason is not None:
+            if self.reason in NOISE_REASONS:
+                implied.update(actionable=0)
+            else:
+                implied.update(actionable=1, priority_tier=tier_for_reason(self.reason))
+                if self.reason == "crisis":
+                    implied["crisis"] = 1
+        explicit = {h: int(v) for h, v in (("actionable", self.actionable), ("priority_tier", self.priority_tier),
+                                           ("crisis", self.crisis)) if v is not None}
+        if self.action == "set_priority":
+            explicit.pop("priority_tier", None)  # it is the action's own value, not an override
+        return close_labels(implied, explicit)
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def payload_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.payload(), sort_keys=True).encode()).hexdigest()
+
+
+def _action_labels(d: Decision) -> dict[str, int]:
+    if d.action == "responded":
+        return {"actionable": 1}
+    if d.action == "escalated":
+        return {"actionable": 1, "priority_tier": 1, "crisis": 1} if d.team and d.team.lower() in CRISIS_TEAMS \
+            else {"actionable": 1, "priority_tier": 1}
+    if d.action == "archived":
+        if d.archive_reason == "no_action_needed":
+            return {"actionable": 1, "priority_tier": 2} if d.reason in TIER2_REASONS else {"actionable": 0}
+        return {"actionable": 0} if d.archive_reason == "duplicate" else {}
+    if d.action in ("marked_spam", "blocked"):
+        return {"actionable": 0}
+    if d.action == "set_priority":
+        return {"actionable": 1, "priority_tier": int(d.priority_tier or 0)}
+    return {"crisis": 1 if d.action == "flag_crisis" else 0}
+
+
+def close_labels(implied: dict[str, int], explicit: dict[str, int]) -> dict[str, int]:
+    """Explicit fields over implied ones, then the taxonomy's rules; contradictions among explicit fields
+    (or between an explicit field and the action's crisis) raise ValueError."""
+    labels = {**implied, **explicit}
+    if labels.get("crisis") == 1:
+        if explicit.get("actionable") == 0:
+            raise ValueError("crisis: true contradicts actionable: false; a crisis is always actionable")
+        if explicit.get("priority_tier") == 2:
+            raise ValueError("crisis: true contradicts priority_tier: 2; a crisis is always tier 1")
+        labels.update(actionable=1, priority_tier=1)
+    if labels.get("actionable") == 0:
+        if "priority_tier" in explicit:
+            raise ValueError("priority_tier: noise (actionable: false) has no tier; leave priority_tier out")
+        labels.pop("priority_tier", None)
+        labels["crisis"] = 0
+    elif "priority_tier" in labels:
+        labels["actionable"] = 1
+    return labels

@@ -1,0 +1,106 @@
+"""The training table from the label store: one row per labeled message, each head's best label.
+
+Precedence per head (shared/TAXONOMY.md): lead > two or more agents who agree > a single agent > seed or
+import. Agents who disagree leave the head unknown until a lead decides. If the chosen labels of a
+message break the taxonomy (a lead's crisis against an agent's noise), the label of lower rank is
+dropped. Only current labels count (a superseded one is kept in the store but not used); the output
+is sorted and so the same store state always gives the same table and the same hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+
+import pandas as pd
+from sqlalchemy import select
+
+from triage_ml.store.db import Store
+from triage_ml.store.tables import LabelRow, MessageRow
+from triage_ml.taxonomy import HEADS
+
+RANK = {"lead": 4, "agents": 3, "agent": 2, "seed": 1, "import": 1}
+COLUMNS = ("message_id", "text", "channel", "brand", "author", "conversation_id", "is_private", "created_at",
+           "actionable", "priority_tier", "crisis", "actionable_source", "priority_tier_source", "crisis_source",
+           "label_ids")
+
+
+def _best(labels: list[LabelRow]) -> tuple[int, str, list[int]] | None:
+    """(value, source, label ids) of one head's current labels, by precedence; None if unknown."""
+    lead = [lab for lab in labels if lab.source == "lead"]
+    if lead:
+        top = max(lead, key=lambda lab: lab.id)
+        return top.value, "lead", [top.id]
+    agents: dict[str, LabelRow] = {}
+    for lab in sorted(labels, key=lambda lab: lab.id):
+        if lab.source == "agent":
+            agents[lab.author or ""] = lab
+    if agents:
+        values = {lab.value for lab in agents.values()}
+        if len(values) > 1:
+            return None  # disputed: a lead decides
+        ids = sorted(lab.id for lab in agents.values())
+        return values.pop(), "agents" if len(agents) > 1 else "agent", ids
+    base = [lab for lab in labels if lab.source in ("seed", "import")]
+    if base:
+        top = max(base, key=lambda lab: lab.id)
+        return top.value, top.source, [top.id]
+    return None
+
+
+def _consistent(chosen: dict[str, tuple[int, str, list[int]]]) -> dict[str, tuple[int, str, list[int]]]:
+    """Drop the lower-ranked side of each taxonomy conflict (both sides when they rank the same)."""
+    def conflict(a: str, b: str) -> None:
+        if a in chosen and b in chosen:
+            ra, rb = RANK[chosen[a][1]], RANK[chosen[b][1]]
+            for head, keep in ((a, ra >= rb), (b, rb >= ra)):
+                if not keep or ra == rb:
+                    chosen.pop(head)
+
+    if chosen.get("crisis", (0,))[0] == 1 and chosen.get("actionable", (1,))[0] == 0:
+        conflict("crisis", "actionable")
+    if chosen.get("crisis", (0,))[0] == 1 and chosen.get("priority_tier", (1,))[0] == 2:
+        conflict("crisis", "priority_tier")
+    if "priority_tier" in chosen and chosen.get("actionable", (1,))[0] == 0:
+        conflict("priority_tier", "actionable")
+    return chosen
+
+
+def training_table(store: Store) -> pd.DataFrame:
+    """The export as a DataFrame (columns COLUMNS), sorted by message_id."""
+    with store.session() as session:
+        labels = session.scalars(select(LabelRow).where(LabelRow.superseded_by.is_(None), LabelRow.source != "model")
+                                 .order_by(LabelRow.id)).all()
+        by_message: dict[str, dict[str, list[LabelRow]]] = defaultdict(lambda: defaultdict(list))
+        for lab in labels:
+            by_message[lab.message_id][lab.head].append(lab)
+        messages = {m.id: m for m in session.scalars(select(MessageRow).where(MessageRow.id.in_(list(by_message))))}
+    rows = []
+    for message_id in sorted(by_message):
+        chosen = {}
+        for head in HEADS:
+            best = _best(by_message[message_id].get(head, []))
+            if best is not None:
+                chosen[head] = best
+        chosen = _consistent(chosen)
+        if not chosen:
+            continue
+        m = messages[message_id]
+        actionable = chosen.get("actionable", (None,))[0]
+        row = {"message_id": m.id, "text": m.text, "channel": m.channel, "brand": m.brand, "author": m.author,
+               "conversation_id": m.conversation_id, "is_private": m.is_private,
+               "created_at": None if m.created_at is None else m.created_at.isoformat(),
+               "actionable": None if actionable is None else bool(actionable),
+               "priority_tier": "none" if actionable == 0 else chosen.get("priority_tier", (None,))[0],
+               "crisis": None if "crisis" not in chosen else bool(chosen["crisis"][0])}
+        for head in HEADS:
+            row[f"{head}_source"] = chosen[head][1] if head in chosen else None
+        row["label_ids"] = json.dumps(sorted({i for c in chosen.values() for i in c[2]}))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def table_hash(table: pd.DataFrame) -> str:
+    """SHA-256 of the export's content (every column, row order as exported)."""
+    return hashlib.sha256(table.to_json(orient="records", date_format="iso").encode()).hexdigest()

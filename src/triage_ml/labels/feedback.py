@@ -1,0 +1,259 @@
+"""Writing to the label store: agent decisions, scoring results, lead resolutions, manual flags.
+
+Each function runs in one transaction through ``Store.write``: a decision, its labels and any dispute it
+opens are stored together or not at all, and a transaction that lost a race is run again from the top
+(so a replayed ``event_id`` racing its original finds it and changes nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from triage_ml.errors import ConflictError, NotFoundError
+from triage_ml.labels.decisions import Decision
+from triage_ml.labels.disputes import DisputePolicy, Reason, agent_vs_agent, agent_vs_model, crisis_vs_escalation
+from triage_ml.store.db import Store
+from triage_ml.store.tables import DecisionRow, DisputeRow, LabelRow, MessageRow, PredictionRow
+
+MESSAGE_FIELDS = ("channel", "brand", "author", "conversation_id", "is_private", "created_at")
+
+
+def labels_out(labels: dict[str, int]) -> dict[str, Any]:
+    """{head: value} as the API shows it: booleans for actionable and crisis, the tier as an int."""
+    return {"actionable": None if "actionable" not in labels else bool(labels["actionable"]),
+            "priority_tier": labels.get("priority_tier"),
+            "crisis": None if "crisis" not in labels else bool(labels["crisis"])}
+
+
+# -- messages and predictions ----------------------------------------------------------------------------
+def _ensure_message(session: Session, message_id: str, text: str | None, fields: dict[str, Any],
+                    *, where: str) -> MessageRow:
+    """The message row, locked for this transaction; created from ``text`` when new."""
+    row = session.get(MessageRow, message_id, with_for_update=True)
+    if row is not None:
+        return row
+    if text is None:
+        raise NotFoundError(f"{where}: message '{message_id}' is unknown to the store (it was never scored with "
+                            "this message_id); include the message's text to record it")
+    if isinstance(fields.get("created_at"), str):
+        fields = {**fields, "created_at": datetime.fromisoformat(fields["created_at"])}
+    try:
+        with session.begin_nested():
+            session.add(MessageRow(id=message_id, text=text, **fields))
+    except IntegrityError:  # created by a concurrent transaction in the meantime
+        pass
+    return session.get(MessageRow, message_id, with_for_update=True, populate_existing=True)
+
+
+def record_predictions(store: Store, model_name: str, model_version: str,
+                       items: Sequence[tuple[str, str, dict[str, Any], dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Record (message_id, text, message fields, result) scored by a model version. Returns {message_id:
+    result}: the result stored first, so a message id scored again by the same version answers the same."""
+
+    def tx(session: Session) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for message_id, text, fields, result in sorted(items, key=lambda item: item[0]):
+            if message_id in out:
+                continue
+            _ensure_message(session, message_id, text, fields, where="message_id")
+            stored = session.scalar(select(PredictionRow).where(
+                PredictionRow.message_id == message_id, PredictionRow.model_name == model_name,
+                PredictionRow.model_version == model_version))
+            if stored is None:
+                session.add(PredictionRow(message_id=message_id, model_name=model_name, model_version=model_version,
+                                          result=result))
+                out[message_id] = result
+            else:
+                out[message_id] = stored.result
+        return out
+
+    return store.write(tx)
+
+
+def _prediction(session: Session, message_id: str, version: str | None) -> dict[str, Any] | None:
+    """The prediction the agent saw (by model version), else the latest one recorded."""
+    query = select(PredictionRow).where(PredictionRow.message_id == message_id)
+    row = None
+    if version is not None:
+        row = session.scalar(query.where(PredictionRow.model_version == version).order_by(PredictionRow.id.desc()))
+    if row is None:
+        row = session.scalar(query.order_by(PredictionRow.id.desc()))
+    return None if row is None else {**row.result, "model_version": row.model_version, "model_name": row.model_name}
+
+
+# -- disputes --------------------------------------------------------------------------------------------
+def _open_or_join(session: Session, message_id: str, reasons: list[dict[str, Any]]) -> DisputeRow:
+    dispute = session.scalar(select(DisputeRow).where(DisputeRow.message_id == message_id,
+                                                      DisputeRow.state == "open").with_for_update())
+    if dispute is None:
+        dispute = DisputeRow(message_id=message_id, state="open", reasons=reasons)
+        session.add(dispute)
+    else:
+        dispute.reasons = [*dispute.reasons, *reasons]  # a new list, so the JSON column is written
+    session.flush()
+    return dispute
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- decisions -------------------------------------------------------------------------------------------
+def record_decisions(store: Store, decisions: Sequence[Decision], policy: DisputePolicy) -> list[dict[str, Any]]:
+    """Store a batch of decisions atomically; returns one response per decision, in order. A replayed event
+    gets the response it got the first time; an event id reused for a different decision raises
+    ConflictError, and a decision on an unknown message without its text raises NotFoundError."""
+
+    def tx(session: Session) -> list[dict[str, Any]]:
+        results: dict[int, dict[str, Any]] = {}
+        first: dict[str, int] = {}
+        # Lock messages in one global order (message id) so that concurrent batches cannot deadlock.
+        for i in sorted(range(len(decisions)), key=lambda k: (decisions[k].message_id, k)):
+            d = decisions[i]
+            digest = d.payload_hash()
+            if d.event_id in first:
+                if decisions[first[d.event_id]].payload_hash() != digest:
+                    raise ConflictError(f"decisions.{i}.event_id: '{d.event_id}' appears twice in this batch with "
+                                        "different contents; give each decision its own event_id")
+                results[i] = results[first[d.event_id]]
+                continue
+            first[d.event_id] = i
+            stored = session.scalar(select(DecisionRow).where(DecisionRow.event_id == d.event_id))
+            if stored is not None:
+                if stored.payload_hash != digest:
+                    raise ConflictError(f"decisions.{i}.event_id: '{d.event_id}' was already used for a different "
+                                        "decision; a new decision needs a new event_id")
+                results[i] = stored.response
+                continue
+            fields = {f: getattr(d, f) for f in MESSAGE_FIELDS}
+            _ensure_message(session, d.message_id, d.text, fields, where=f"decisions.{i}.message_id")
+            results[i] = _apply(session, d, digest, policy)
+        return [results[i] for i in range(len(decisions))]
+
+    return store.write(tx)
+
+
+def _apply(session: Session, d: Decision, digest: str, policy: DisputePolicy) -> dict[str, Any]:
+    now = _now()
+    labels = d.labels()
+    row = DecisionRow(event_id=d.event_id, message_id=d.message_id, agent=d.agent, action=d.action,
+                      model_version=d.model_version, payload=d.payload(), payload_hash=digest, response={},
+                      received_at=now)
+    session.add(row)
+    session.flush()
+    active = session.scalars(select(LabelRow).where(LabelRow.message_id == d.message_id,
+                                                    LabelRow.superseded_by.is_(None))).all()
+    others: dict[str, dict[str, int]] = {}
+    for label in sorted(active, key=lambda lab: lab.id):
+        if label.source == "agent" and label.author:
+            others.setdefault(label.author, {})[label.head] = label.value
+    new = {head: LabelRow(message_id=d.message_id, head=head, value=value, source="agent", author=d.agent,
+                          decision_id=row.id, created_at=now) for head, value in labels.items()}
+    session.add_all(new.values())
+    session.flush()
+    for label in active:  # the agent's own earlier label on a head is replaced, and kept
+        if label.source == "agent" and label.author == d.agent and label.head in new:
+            label.superseded_by = new[label.head].id
+    prediction = _prediction(session, d.message_id, d.model_version)
+    reasons: list[Reason] = [*agent_vs_agent(d.agent, labels, others),
+                             *agent_vs_model(d.agent, labels, prediction, policy),
+                             *crisis_vs_escalation(d.agent, d.action, labels, prediction, policy)]
+    disputes = []
+    if reasons:
+        stamp = {"decision_id": row.id, "by": d.agent, "at": now.isoformat()}
+        disputes.append(_open_or_join(session, d.message_id, [r.to_dict(**stamp) for r in reasons]).id)
+    row.response = {"event_id": d.event_id, "decision_id": row.id, "message_id": d.message_id,
+                    "labels": labels_out(labels), "disputes": disputes}
+    return row.response
+
+
+# -- leads -----------------------------------------------------------------------------------------------
+def flag_dispute(store: Store, message_id: str, by: str, role: str, detail: str,
+                 text: str | None = None) -> dict[str, Any]:
+    """A manual flag by an agent or a lead: opens a dispute, or adds the reason to the open one."""
+
+    def tx(session: Session) -> dict[str, Any]:
+        _ensure_message(session, message_id, text, {}, where="message_id")
+        reason = Reason("manual", f"flagged by {role} {by}: {detail}").to_dict(by=by, at=_now().isoformat())
+        return dispute_view(session, _open_or_join(session, message_id, [reason]))
+
+    return store.write(tx)
+
+
+def resolve_dispute(store: Store, dispute_id: int, lead: str, labels: dict[str, int],
+                    note: str | None) -> dict[str, Any]:
+    """A lead's answer: gold labels (source ``lead``) for the message, and the dispute closed."""
+
+    def tx(session: Session) -> dict[str, Any]:
+        dispute = session.get(DisputeRow, dispute_id, with_for_update=True)
+        if dispute is None:
+            raise NotFoundError(f"dispute {dispute_id} does not exist; list open ones with GET /v1/disputes")
+        if dispute.state != "open":
+            raise ConflictError(f"dispute {dispute_id} was already resolved by {dispute.resolved_by}; "
+                                "flag the message again to reopen the question")
+        now = _now()
+        active_lead = session.scalars(select(LabelRow).where(
+            LabelRow.message_id == dispute.message_id, LabelRow.source == "lead",
+            LabelRow.superseded_by.is_(None))).all()
+        new = {head: LabelRow(message_id=dispute.message_id, head=head, value=value, source="lead", author=lead,
+                              dispute_id=dispute.id, created_at=now) for head, value in labels.items()}
+        session.add_all(new.values())
+        session.flush()
+        for label in active_lead:
+            if label.head in new:
+                label.superseded_by = new[label.head].id
+        dispute.state = "resolved"
+        dispute.resolved_at = now
+        dispute.resolved_by = lead
+        dispute.resolution = {"labels": labels_out(labels), "note": note}
+        session.flush()
+        return dispute_view(session, dispute)
+
+    return store.write(tx)
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+def dispute_view(session: Session, dispute: DisputeRow) -> dict[str, Any]:
+    """A dispute as leads see it: the message, the latest prediction, every decision, why it is disputed."""
+    message = session.get(MessageRow, dispute.message_id)
+    decisions = session.scalars(select(DecisionRow).where(DecisionRow.message_id == dispute.message_id)
+                                .order_by(DecisionRow.id)).all()
+    return {
+        "id": dispute.id, "state": dispute.state, "opened_at": _iso(dispute.opened_at),
+        "message": {"message_id": message.id, "text": message.text,
+                    **{f: _iso(getattr(message, f)) if f == "created_at" else getattr(message, f)
+                       for f in MESSAGE_FIELDS}},
+        "prediction": _prediction(session, dispute.message_id, None),
+        "decisions": [{"decision_id": d.id, "event_id": d.event_id, "agent": d.agent, "action": d.action,
+                       "received_at": _iso(d.received_at), "labels": d.response.get("labels"), "event": d.payload}
+                      for d in decisions],
+        "reasons": dispute.reasons, "resolved_at": _iso(dispute.resolved_at), "resolved_by": dispute.resolved_by,
+        "resolution": dispute.resolution,
+    }
+
+
+def list_disputes(store: Store, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    with store.session() as session:
+        query = select(DisputeRow).order_by(DisputeRow.id).limit(limit).offset(offset)
+        if state is not None:
+            query = query.where(DisputeRow.state == state)
+        return [dispute_view(session, d) for d in session.scalars(query).all()]
+
+
+def get_dispute(store: Store, dispute_id: int) -> dict[str, Any]:
+    with store.session() as session:
+        dispute = session.get(DisputeRow, dispute_id)
+        if dispute is None:
+            raise NotFoundError(f"dispute {dispute_id} does not exist")
+        return dispute_view(session, dispute)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+

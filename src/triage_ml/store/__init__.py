@@ -1,0 +1,1 @@
+"""The label store: messages, predictions, agent decisions, labels with provenance, disputes."""

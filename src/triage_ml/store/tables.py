@@ -1,0 +1,100 @@
+"""The label store's tables (SQLAlchemy 2). Alembic migrations in ``migrations/`` create exactly these.
+
+Nothing here is ever deleted or updated in place, except: a label's ``superseded_by`` (set when the same
+author, or a lead, labels the head again) and a dispute's state and resolution.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID = 256  # the API's limit on client-supplied identifiers
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class MessageRow(Base):
+    """A message as first seen by the store (scored with an id, or sent with a decision)."""
+
+    __tablename__ = "messages"
+    id: Mapped[str] = mapped_column(String(ID), primary_key=True)  # the client's message_id
+    text: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(ID))
+    brand: Mapped[str | None] = mapped_column(String(ID))
+    author: Mapped[str | None] = mapped_column(String(ID))
+    conversation_id: Mapped[str | None] = mapped_column(String(ID))
+    is_private: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PredictionRow(Base):
+    """What a model version said about a message: the scoring response's result, recorded once."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("message_id", "model_name", "model_version", name="uq_prediction"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    model_name: Mapped[str] = mapped_column(String(ID))
+    model_version: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DecisionRow(Base):
+    """An agent's decision as received (immutable); ``event_id`` is the client's idempotency key."""
+
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(ID), unique=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    agent: Mapped[str] = mapped_column(String(ID))
+    action: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event exactly as sent
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)  # what the API answered; replays get it again
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LabelRow(Base):
+    """One head's label for one message, with its provenance."""
+
+    __tablename__ = "labels"
+    __table_args__ = (Index("ix_labels_message_head", "message_id", "head"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"))
+    head: Mapped[str] = mapped_column(String(16))  # actionable | priority_tier | crisis
+    value: Mapped[int] = mapped_column(Integer)  # 0/1 for actionable and crisis; 1/2 for the tier
+    source: Mapped[str] = mapped_column(String(16))  # seed | import | agent | lead | model
+    author: Mapped[str | None] = mapped_column(String(ID))
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
+    dispute_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("labels.id"))
+
+
+class DisputeRow(Base):
+    """A message whose label is in doubt. At most one open dispute per message; new reasons join it."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (Index("uq_open_dispute", "message_id", unique=True, sqlite_where=text("state = 'open'"),
+                            postgresql_where=text("state = 'open'")),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    reasons: Mapped[list[Any]] = mapped_column(JSON)  # [{"rule", "detail", "decision_id", "by", "at"}]
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(ID))
+    resolution: Mapped[dict[str, Any] | None] = mapped_column(JSON)
