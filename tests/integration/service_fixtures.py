@@ -36,7 +36,7 @@ class RunningService:
         self.log = workdir / "service.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> RunningService:
+    def start(self, timeout: float = 120, wait_for: str = "/readyz") -> RunningService:
         cli = str(Path(sys.executable).parent / "triage-ml")
         with self.log.open("w") as out:
             self.proc = subprocess.Popen([cli, "serve", "--port", str(self.port)], env=self.env, stdout=out,
@@ -46,7 +46,7 @@ class RunningService:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"service exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{wait_for}", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
