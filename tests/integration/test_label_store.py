@@ -11,8 +11,7 @@ from triage_ml.errors import ConflictError, NotFoundError
 from triage_ml.labels.decisions import Decision
 from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.labels.export import table_hash, training_table
-from triage_ml.labels.feedback import (flag_dispute, list_disputes, record_decisions, record_predictions,
-                                       resolve_dispute)
+from triage_ml.labels.feedback import flag_dispute, list_disputes, record_decisions, record_predictions, resolve_dispute
 from triage_ml.store.db import Store
 from triage_ml.store.tables import Base, DecisionRow, DisputeRow, LabelRow
 

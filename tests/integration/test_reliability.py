@@ -1,0 +1,156 @@
+"""Nothing lost, nothing doubled: thousands of decisions from 32 concurrent clients over loopback, with
+replays, and a server killed with SIGKILL in the middle of the load. On SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.integration.service_fixtures import KEYS, RunningService
+from triage_ml.labels.decisions import Decision
+from triage_ml.store.db import Store
+from triage_ml.store.tables import DecisionRow, LabelRow
+
+pytestmark = pytest.mark.integration
+ACTIONS = [{"action": "responded"}, {"action": "escalated", "team": "lead"}, {"action": "escalated", "team": "pr"},
+           {"action": "archived", "archive_reason": "no_action_needed", "reason": "praise"},
+           {"action": "marked_spam"}, {"action": "blocked"}, {"action": "set_priority", "priority_tier": 2},
+           {"action": "flag_crisis"}, {"action": "unflag_crisis"}]
+
+
+def make_load(n_distinct: int, replay_share: float, seed: int) -> list[dict]:
+    """Decisions on 800 messages by 12 agents; ``replay_share`` of the sends repeat an earlier event."""
+    rng = random.Random(seed)
+    events = [{"event_id": f"evt-{seed}-{i}", "message_id": f"msg-{rng.randrange(800)}",
+               "agent": f"agent-{rng.randrange(12)}", "text": "a message from the load test", **rng.choice(ACTIONS)}
+              for i in range(n_distinct)]
+    sends = list(events)
+    for _ in range(round(n_distinct * replay_share / (1 - replay_share))):
+        at = rng.randrange(1, len(sends))
+        sends.insert(at, rng.choice(sends[:at]))
+    return sends
+
+
+def fire(url: str, sends: list[dict], clients: int, deadline: float, *, acked: dict[str, str] | None = None,
+         stop_after: int | None = None, on_count: threading.Event | None = None) -> dict:
+    """Send each decision until acknowledged (connection errors and 5xx are retried, as a client would).
+    ``acked`` (event id -> response) fills as answers arrive."""
+    acked = {} if acked is None else acked
+    lock = threading.Lock()
+    errors = Counter()
+    queue = iter(list(enumerate(sends)))
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, headers={"X-API-Key": KEYS["agent"]}, timeout=30) as c:
+            while True:
+                with lock:
+                    item = next(queue, None)
+                if item is None:
+                    return
+                _, event = item
+                while True:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("load did not finish in time")
+                    try:
+                        r = c.post("/v1/feedback", json={"decisions": [event]})
+                    except httpx.TransportError:
+                        errors["transport"] += 1
+                        time.sleep(0.2)
+                        continue
+                    if r.status_code >= 500:
+                        errors[str(r.status_code)] += 1
+                        time.sleep(0.2)
+                        continue
+                    assert r.status_code == 200, r.text
+                    body = json.dumps(r.json(), sort_keys=True)
+                    with lock:
+                        first = acked.setdefault(event["event_id"], body)
+                        assert first == body, f"{event['event_id']}: a replay answered differently"
+                        if stop_after is not None and len(acked) >= stop_after and on_count is not None:
+                            on_count.set()
+                    break
+
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(worker) for _ in range(clients)]:
+            f.result()
+    return {"acked": acked, "errors": dict(errors)}
+
+
+def check_store(url: str, sends: list[dict], acked: dict[str, str]) -> dict:
+    distinct = {e["event_id"]: e for e in sends}
+    store = Store(url, auto_migrate=False)
+    try:
+        with store.session() as s:
+            stored = Counter(s.scalars(select(DecisionRow.event_id)).all())
+            labels = s.execute(select(DecisionRow.event_id, LabelRow.head, LabelRow.value)
+                               .join(LabelRow, LabelRow.decision_id == DecisionRow.id)).all()
+    finally:
+        store.dispose()
+    duplicates = sum(n - 1 for n in stored.values())
+    missing = [e for e in acked if e not in stored]
+    expected = {(eid, head, value) for eid, e in distinct.items()
+                for head, value in Decision.model_validate({k: v for k, v in e.items()}).labels().items()}
+    got = Counter(labels)
+    report = {"sent": len(sends), "distinct": len(distinct), "acknowledged": len(acked), "stored": len(stored),
+              "duplicates": duplicates, "missing_acknowledged": len(missing)}
+    assert duplicates == 0 and not missing
+    assert set(stored) == set(distinct)
+    assert set(got) == expected and all(n == 1 for n in got.values())
+    return report
+
+
+def test_concurrent_decisions_with_replays(trained_store, database_url, tmp_path):
+    settings, _ = trained_store
+    sends = make_load(4_600, 0.1, seed=1)  # 5,111 sends, 511 of them replays
+    service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0", TRIAGE_DATABASE_URL=database_url)
+    service.start()
+    try:
+        start = time.monotonic()
+        outcome = fire(service.url, sends, clients=32, deadline=time.monotonic() + 600)
+        elapsed = time.monotonic() - start
+    finally:
+        service.stop()
+    report = check_store(database_url, sends, outcome["acked"])
+    report.update(errors=outcome["errors"], seconds=round(elapsed, 1), backend=database_url.split(":")[0])
+    print("\nRELIABILITY concurrency", json.dumps(report))
+
+
+def test_sigkill_in_the_middle_of_the_load(trained_store, database_url, tmp_path):
+    settings, _ = trained_store
+    sends = make_load(2_700, 0.1, seed=2)
+    service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0", TRIAGE_DATABASE_URL=database_url)
+    service.start()
+    halfway = threading.Event()
+    acked: dict[str, str] = {}
+    result: dict = {}
+
+    def load() -> None:
+        result.update(fire(service.url, sends, clients=32, deadline=time.monotonic() + 600, acked=acked,
+                           stop_after=len(sends) // 3, on_count=halfway))
+
+    runner = threading.Thread(target=load)
+    runner.start()
+    try:
+        assert halfway.wait(300), "the load never reached a third"
+        os.kill(service.proc.pid, signal.SIGKILL)
+        service.proc.wait(30)
+        killed_at = len(acked)
+        service.start()  # same port, same database; clients retry what was not acknowledged
+        runner.join(600)
+        assert not runner.is_alive()
+    finally:
+        service.stop()
+    report = check_store(database_url, sends, result["acked"])
+    report.update(errors=result["errors"], killed_after_acks=killed_at, backend=database_url.split(":")[0])
+    assert sum(result["errors"].values()) > 0  # the kill was felt by the clients
+    print("\nRELIABILITY sigkill", json.dumps(report))
