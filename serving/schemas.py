@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 
 from triage_ml.data.schema import MAX_TEXT_CHARS
 from triage_ml.labels.decisions import Decision, close_labels
+from triage_ml.labels.decisions import Id as StoredId
 
-Id = Annotated[StrictStr, Field(max_length=256)]
+Id = Annotated[StrictStr, Field(max_length=256, pattern=r"^[^\x00]*$", description="no NUL characters")]
 
 
 class MessageIn(BaseModel):
@@ -131,8 +132,8 @@ class FeedbackResponse(BaseModel):
 
 class FlagRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    message_id: Id
-    by: Annotated[StrictStr, Field(min_length=1, max_length=256, description="who flags it")]
+    message_id: StoredId
+    by: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$", description="who flags it")]
     reason: Annotated[StrictStr, Field(min_length=1, max_length=2000, description="why the label is in doubt")]
     text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None = Field(
         None, description="the message's text, when the store has not seen the message")
@@ -143,7 +144,7 @@ class Resolution(BaseModel):
     actionable and tier 1; noise has no tier and no crisis)."""
 
     model_config = ConfigDict(extra="forbid")
-    lead: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+    lead: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
     actionable: StrictBool | None = None
     priority_tier: Literal[1, 2] | None = None
     crisis: StrictBool | None = None

@@ -12,6 +12,7 @@ from serving.schemas import Dispute, DisputeList, FeedbackRequest, FeedbackRespo
 from triage_ml.labels import feedback
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
+DisputeId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a dispute's id")]
 ERRORS = {401: {"description": "missing or invalid X-API-Key"}, 403: {"description": "wrong role"},
           503: {"description": "the label store is unreachable; nothing was written"}}
 
@@ -45,7 +46,7 @@ async def flag(body: FlagRequest, state: StateDep, role: AgentOrLead) -> Dispute
 async def list_disputes(state: StateDep, _: Lead,
                         dispute_state: Annotated[Literal["open", "resolved", "all"], Query(alias="state")] = "open",
                         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> DisputeList:
+                        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> DisputeList:
     """Disputes with the message, the latest prediction, every decision and why each is disputed."""
     views = await anyio.to_thread.run_sync(feedback.list_disputes, state.store,
                                            None if dispute_state == "all" else dispute_state, limit, offset)
@@ -54,13 +55,13 @@ async def list_disputes(state: StateDep, _: Lead,
 
 @router.get("/disputes/{dispute_id}", response_model=Dispute,
             responses={**ERRORS, 404: {"description": "no such dispute"}})
-async def get_dispute(dispute_id: Annotated[int, Path(ge=1)], state: StateDep, _: Lead) -> Dispute:
+async def get_dispute(dispute_id: DisputeId, state: StateDep, _: Lead) -> Dispute:
     return Dispute(**await anyio.to_thread.run_sync(feedback.get_dispute, state.store, dispute_id))
 
 
 @router.post("/disputes/{dispute_id}/resolve", response_model=Dispute, responses={
     **ERRORS, 404: {"description": "no such dispute"}, 409: {"description": "already resolved"}})
-async def resolve(dispute_id: Annotated[int, Path(ge=1)], body: Resolution, state: StateDep, _: Lead) -> Dispute:
+async def resolve(dispute_id: DisputeId, body: Resolution, state: StateDep, _: Lead) -> Dispute:
     """A lead's gold label: stored with source ``lead``, and the dispute is closed."""
     view = await anyio.to_thread.run_sync(feedback.resolve_dispute, state.store, dispute_id, body.lead,
                                           body.labels(), body.note)

@@ -152,3 +152,11 @@ def test_export_is_deterministic(store):
                              for i in range(30)], POLICY)
     a, b = training_table(store), training_table(store)
     assert table_hash(a) == table_hash(b) and len(a) > 0
+
+
+def test_control_characters_are_stored(store):
+    text = "nul\x00 bell\x07 esc\x1b[31m ☃ 🔥"
+    [out] = record_decisions(store, [d("e1", message="ctl", text=text)], POLICY)
+    record_predictions(store, "triage-ml", "3", [("ctl2", text, {}, {**RESULT, "explanation": {"summary": text}})])
+    row = training_table(store).iloc[0]
+    assert row.text == text.replace("\x00", "\ufffd") and out["labels"]["actionable"] is True

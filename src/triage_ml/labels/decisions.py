@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_
 from triage_ml.data.schema import MAX_TEXT_CHARS
 from triage_ml.taxonomy import NOISE_REASONS, REASONS, TIER2_REASONS, tier_for_reason
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+# Identifiers are stored as text columns; PostgreSQL's text cannot hold NUL, so NUL is refused up front.
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
 Action = Literal["responded", "escalated", "archived", "marked_spam", "blocked", "set_priority", "flag_crisis",
                  "unflag_crisis"]
 ArchiveReason = Literal["no_action_needed", "duplicate", "handled_elsewhere", "other"]
@@ -40,7 +41,7 @@ class Decision(BaseModel):
     actionable: StrictBool | None = None
     priority_tier: Literal[1, 2] | None = Field(None, description="for set_priority; otherwise an override")
     crisis: StrictBool | None = None
-    model_version: Annotated[StrictStr, Field(max_length=64)] | None = Field(
+    model_version: Annotated[StrictStr, Field(max_length=64, pattern=r"^[^\x00]*$")] | None = Field(
         None, description="the model version whose prediction the agent saw")
     decided_at: datetime | None = None
     # The message itself, needed only when the store has not seen message_id (it was never scored with it).

@@ -41,6 +41,7 @@ def _ensure_message(session: Session, message_id: str, text: str | None, fields:
     if text is None:
         raise NotFoundError(f"{where}: message '{message_id}' is unknown to the store (it was never scored with "
                             "this message_id); include the message's text to record it")
+    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; it is stored as U+FFFD everywhere
     if isinstance(fields.get("created_at"), str):
         fields = {**fields, "created_at": datetime.fromisoformat(fields["created_at"])}
     try:
