@@ -140,12 +140,16 @@ def benchmark_xci_cmd(
     path: Annotated[Path, typer.Argument(help="xci_complaints.csv")] = Path("../shared/data/public/xci_complaints.csv"),
     folds: Annotated[int, typer.Option(help="stratified CV folds")] = 10,
     config: Annotated[Path, typer.Option(help="training config whose head settings are used")] = DEFAULT_CONFIG,
+    backend: Annotated[str, typer.Option(help="encoder runtime: torch, onnx or onnx-int8")] = "torch",
 ) -> None:
     """10-fold macro F1 for complaint detection and complaint severity; prints one JSON line."""
     from triage_ml.benchmark.xci import run_xci_benchmark
+    from triage_ml.features.encoder import BACKENDS
     from triage_ml.pipeline.config import TrainConfig
 
-    result = run_xci_benchmark(path, TrainConfig.from_yaml(config), _settings(), folds=folds)
+    if backend not in BACKENDS:
+        raise TriageError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
+    result = run_xci_benchmark(path, TrainConfig.from_yaml(config), _settings(), folds=folds, backend=backend)
     typer.echo(json.dumps(result))
 
 
