@@ -68,7 +68,7 @@ def train_cmd(
         if rows:
             paths.append(export)
         typer.echo(f"label store: {rows} labeled messages (export {digest[:12]})")
-        extra = {"store_export_hash": digest, "store_export_rows": str(rows), "store_export": str(export)}
+        extra = {"store_export_hash": digest, "store_export_rows": str(rows), "store_export": str(export.resolve())}
     outcome = train_and_log(paths, cfg, settings, register=register, progress=progress, later_wins=from_store,
                             extra_params=extra)
     cv = outcome.result.cv

@@ -61,3 +61,42 @@ def test_evaluate_registered_model(trained_store, seed_subset):
     report = json.loads(result.stdout)
     assert set(report["metrics"]) == {"actionable", "priority_tier", "crisis"}
     assert report["metrics"]["actionable"]["macro_f1"] > 0.8
+
+
+def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
+    import mlflow
+    import pandas as pd
+    import yaml
+
+    from tests.conftest import CACHE_DIR, SMALL_CONFIG
+    from triage_ml.labels.decisions import Decision
+    from triage_ml.labels.disputes import DisputePolicy
+    from triage_ml.labels.feedback import record_decisions
+    from triage_ml.store.db import Store
+
+    seed = pd.read_csv(seed_subset, dtype=str, keep_default_na=False)
+    actionable = seed[seed["actionable"] == "true"].head(2)
+    url = f"sqlite:///{(tmp_path / 'triage.db').as_posix()}"
+    store = Store(url)
+    decisions = [Decision(event_id=f"e{i}", message_id=row.message_id, agent="ana", action="marked_spam",
+                          text=row.text) for i, row in enumerate(actionable.itertuples())]
+    decisions.append(Decision(event_id="e-new", message_id="store-only-1", agent="ana", action="escalated",
+                              team="legal", text="my lawyer will be in touch about the injury in your store"))
+    record_decisions(store, decisions, DisputePolicy())
+    store.dispose()
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(SMALL_CONFIG))
+    env = {"TRIAGE_DATABASE_URL": url, "TRIAGE_MLRUNS_DIR": str(tmp_path / "mlruns"),
+           "TRIAGE_CACHE_DIR": str(CACHE_DIR), "TRIAGE_EXPERIMENT_NAME": "from-store"}
+    result = subprocess.run([CLI, "train", "--from-store", "--data", str(seed_subset), "--config", str(config),
+                             "--no-register", "--no-progress"], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, **env}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "label store: 3 labeled messages" in result.stdout
+    assert f"trained on {len(seed) + 1} messages" in result.stdout  # the 2 seed ids are relabeled, not added
+    mlflow.set_tracking_uri(f"sqlite:///{(tmp_path / 'mlruns' / 'mlflow.db').as_posix()}")
+    [run_info] = mlflow.search_runs(experiment_names=["from-store"], output_format="list")
+    assert run_info.data.params["store_export_rows"] == "3"
+    export = pd.read_csv(run_info.data.params["store_export"], dtype=str, keep_default_na=False)
+    assert set(export["message_id"]) == {*actionable["message_id"], "store-only-1"}
+    assert set(export.loc[export["message_id"].isin(actionable["message_id"]), "actionable"]) == {"False"}
