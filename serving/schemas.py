@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from triage_ml.data.schema import MAX_TEXT_CHARS
-from triage_ml.labels.decisions import Decision, close_labels
+from triage_ml.labels.decisions import Decision, close_labels, explicit_labels
 from triage_ml.labels.decisions import Id as StoredId
 
 Id = Annotated[StrictStr, Field(max_length=256, pattern=r"^[^\x00]*$", description="no NUL characters")]
@@ -158,9 +158,7 @@ class Resolution(BaseModel):
         return self
 
     def labels(self) -> dict[str, int]:
-        explicit = {h: int(v) for h, v in (("actionable", self.actionable), ("priority_tier", self.priority_tier),
-                                           ("crisis", self.crisis)) if v is not None}
-        return close_labels({}, explicit)
+        return close_labels({}, explicit_labels(self.actionable, self.priority_tier, self.crisis))
 
 
 class Dispute(BaseModel):

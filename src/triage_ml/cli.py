@@ -153,8 +153,8 @@ def benchmark_xci_cmd(
     typer.echo(json.dumps(result))
 
 
-def _export_store(settings, folder: Path) -> tuple[Path, str, int]:  # noqa: ANN001
-    from triage_ml.data.io import write_table
+def _store_table(settings):  # noqa: ANN001
+    """The label store's training table (``labels.export.training_table``) and its hash."""
     from triage_ml.labels.export import table_hash, training_table
     from triage_ml.store.db import Store
 
@@ -163,7 +163,13 @@ def _export_store(settings, folder: Path) -> tuple[Path, str, int]:  # noqa: ANN
         table = training_table(store)
     finally:
         store.dispose()
-    digest = table_hash(table)
+    return table, table_hash(table)
+
+
+def _export_store(settings, folder: Path) -> tuple[Path, str, int]:  # noqa: ANN001
+    from triage_ml.data.io import write_table
+
+    table, digest = _store_table(settings)
     folder.mkdir(parents=True, exist_ok=True)
     return write_table(table, folder / f"labels-{digest[:12]}.csv"), digest, len(table)
 
@@ -175,16 +181,10 @@ def labels_export_cmd(
     """Write the training table built from the store: one row per labeled message, lead > agents agreeing
     > one agent > seed/import, with each head's source and the label ids used. Deterministic."""
     from triage_ml.data.io import write_table
-    from triage_ml.labels.export import table_hash, training_table
-    from triage_ml.store.db import Store
 
-    store = Store(_settings().database_url)
-    try:
-        table = training_table(store)
-    finally:
-        store.dispose()
+    table, digest = _store_table(_settings())
     write_table(table, out)
-    typer.echo(f"wrote {len(table)} labeled messages to {out} (sha256 {table_hash(table)[:12]})")
+    typer.echo(f"wrote {len(table)} labeled messages to {out} (sha256 {digest[:12]})")
 
 
 @db_app.command("upgrade")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -34,12 +35,15 @@ def _term_views(head: Any) -> list[_TermView]:
         coef = base.text_model_.coef_[0].copy()
         names = names.astype(str)
         terms = np.char.replace(names, _WORD, "")
-        # Only word n-grams with at least one content word read as an explanation.
-        readable = np.char.startswith(names, _WORD) & np.array(
-            [any(w not in ENGLISH_STOP_WORDS for w in t.split()) for t in terms])
+        readable = np.char.startswith(names, _WORD) & np.array([readable_term(t) for t in terms])
         coef[~readable] = 0.0
         views.append(_TermView(base, coef, terms))
     return views
+
+
+def readable_term(term: str) -> bool:
+    """A word n-gram reads as an explanation when it has at least one content (non-stop) word."""
+    return any(w not in ENGLISH_STOP_WORDS for w in term.split())
 
 
 def decisive_head(actionable: bool, crisis: bool) -> str:
@@ -56,7 +60,6 @@ class Explainer:
         self.model = model
         self.n_terms = n_terms
         self.n_similar = n_similar
-        self._views = {name: _term_views(head) for name, head in model.heads.items()}
         ex, vectors = model.exemplars, model.exemplar_vectors
         self._vectors = vectors if ex is not None and vectors is not None else None
         if self._vectors is not None:  # plain lists and arrays: no pandas indexing per request
@@ -64,13 +67,17 @@ class Explainer:
             self._texts = [str(v) for v in ex["text"]]
             self._known = {h: ex[h].notna().to_numpy() for h in model.heads}  # columns are named after the heads
             self._labels = {h: ex[h].tolist() for h in model.heads}
-        self._readable = {str(view.names[i]) for views in self._views.values() for view in views
-                          for i in np.flatnonzero(view.coef)}
+
+    @cached_property
+    def _views(self) -> dict[str, list[_TermView]]:
+        """The heads' vocabularies indexed for the scikit-learn path; built only when the heads cannot be
+        compiled (the compiled heads carry their own term weights)."""
+        return {name: _term_views(head) for name, head in self.model.heads.items()}
 
     def top_terms(self, head: str, text: str, towards_positive: bool) -> list[str]:
         if self.model.compiled is not None:
             scores = {t: v for t, v in self.model.compiled.term_contributions(head, text).items()
-                      if t in self._readable}
+                      if readable_term(t)}
         else:
             scores = self._sklearn_term_scores(head, text)
         sign = 1.0 if towards_positive else -1.0

@@ -75,8 +75,7 @@ class Decision(BaseModel):
                 implied.update(actionable=1, priority_tier=tier_for_reason(self.reason))
                 if self.reason == "crisis":
                     implied["crisis"] = 1
-        explicit = {h: int(v) for h, v in (("actionable", self.actionable), ("priority_tier", self.priority_tier),
-                                           ("crisis", self.crisis)) if v is not None}
+        explicit = explicit_labels(self.actionable, self.priority_tier, self.crisis)
         if self.action == "set_priority":
             explicit.pop("priority_tier", None)  # it is the action's own value, not an override
         return close_labels(implied, explicit)
@@ -103,6 +102,12 @@ def _action_labels(d: Decision) -> dict[str, int]:
     if d.action == "set_priority":
         return {"actionable": 1, "priority_tier": int(d.priority_tier or 0)}
     return {"crisis": 1 if d.action == "flag_crisis" else 0}
+
+
+def explicit_labels(actionable: bool | None, priority_tier: int | None, crisis: bool | None) -> dict[str, int]:
+    """{head: value} of the label fields a decision or a resolution sets explicitly."""
+    return {h: int(v) for h, v in (("actionable", actionable), ("priority_tier", priority_tier), ("crisis", crisis))
+            if v is not None}
 
 
 def close_labels(implied: dict[str, int], explicit: dict[str, int]) -> dict[str, int]:

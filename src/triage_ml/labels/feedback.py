@@ -114,12 +114,12 @@ def record_decisions(store: Store, decisions: Sequence[Decision], policy: Disput
     def tx(session: Session) -> list[dict[str, Any]]:
         results: dict[int, dict[str, Any]] = {}
         first: dict[str, int] = {}
+        digests = [d.payload_hash() for d in decisions]
         # Lock messages in one global order (message id) so that concurrent batches cannot deadlock.
         for i in sorted(range(len(decisions)), key=lambda k: (decisions[k].message_id, k)):
-            d = decisions[i]
-            digest = d.payload_hash()
+            d, digest = decisions[i], digests[i]
             if d.event_id in first:
-                if decisions[first[d.event_id]].payload_hash() != digest:
+                if digests[first[d.event_id]] != digest:
                     raise ConflictError(f"decisions.{i}.event_id: '{d.event_id}' appears twice in this batch with "
                                         "different contents; give each decision its own event_id")
                 results[i] = results[first[d.event_id]]
