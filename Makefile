@@ -9,9 +9,23 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run train test lint bench-xci clean-mlruns
+# Label Studio (the server leads review in) pins its own Django stack: it lives in a virtual environment of
+# its own, used by the tests and by anyone who wants a local one (see README, "Lead reviews").
+LS_VENV := .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed-stamp
+LABEL_STUDIO_VERSION := 1.23.2
+
+.PHONY: install labelstudio run train test lint bench-xci clean-mlruns
 
 install: $(STAMP)
+
+labelstudio: $(LS_STAMP)
+
+$(LS_STAMP):
+	@test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q label-studio==$(LABEL_STUDIO_VERSION)
+	@touch $@
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +48,8 @@ run: install
 train: install
 	$(BIN)/triage-ml train
 
-## test: install and run every test (unit and integration) plus the linter
-test: install
+## test: install (and Label Studio for its integration tests), run the linter and every test
+test: install labelstudio
 	$(BIN)/ruff check src tests benchmarks serving
 	$(BIN)/pytest
 

@@ -14,10 +14,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.routes import admin, feedback, health, model, score
+from serving.routes import admin, alerts, feedback, health, model, score, webhooks
 from serving.state import ServiceState
 from triage_ml import __version__
-from triage_ml.errors import ConflictError, NotFoundError, StoreUnavailableError
+from triage_ml.errors import ConflictError, NotFoundError, ReviewUnavailableError, StoreUnavailableError
 from triage_ml.settings import Settings, get_settings
 
 log = logging.getLogger("triage_ml.serving")
@@ -74,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="triage-ml", version=__version__, lifespan=lifespan,
                   description="Scores inbound social messages: actionable, priority tier, crisis risk, route.")
-    for router in (score.router, feedback.router, model.router, admin.router, health.router):
+    for router in (score.router, feedback.router, alerts.router, model.router, admin.router, health.router,
+                   webhooks.router):
         app.include_router(router)
 
     app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
@@ -98,6 +99,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("%s", exc)
         return JSONResponse({"detail": "the label store is unreachable; nothing was written, retry later"},
                             status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(ReviewUnavailableError)
+    async def review_down(_: Request, exc: ReviewUnavailableError) -> JSONResponse:
+        log.error("%s", exc)
+        return JSONResponse({"detail": f"{exc}; nothing was stored, `triage-ml review pull` catches up"},
+                            status_code=503)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

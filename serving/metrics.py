@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from triage_ml.monitoring.spikes import SpikeDetector
 
 
 class ServiceMetrics:
@@ -22,6 +28,18 @@ class ServiceMetrics:
         self.batch_size = Histogram("triage_batch_messages", "messages encoded together",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
 
+        self.spikes_skipped = Counter("triage_spikes_skipped", "actionable messages not watched for spikes because "
+                                      "the watcher was behind", registry=self.registry)
+        self.shadow_scored = Counter("triage_shadow_scored", "messages the shadow model also scored",
+                                     registry=self.registry)
+        self.shadow_disagreements = Counter("triage_shadow_disagreements", "messages where the shadow model "
+                                            "disagreed with the served answer, per head", ["head"],
+                                            registry=self.registry)
+
+    def watch_spikes(self, detector: SpikeDetector) -> None:
+        """Expose the detector's active spikes as gauges, read at scrape time."""
+        self.registry.register(_SpikeCollector(detector))
+
     def set_model(self, name: str, version: str) -> None:
         self.model_info.clear()
         self.model_info.labels(name=name, version=version).set(1)
@@ -31,3 +49,18 @@ class ServiceMetrics:
             self.predictions.labels("actionable", str(r["actionable"]).lower()).inc()
             self.predictions.labels("priority_tier", str(r["priority_tier"] or "none")).inc()
             self.predictions.labels("crisis", str(r["crisis"]).lower()).inc()
+
+
+class _SpikeCollector(Collector):
+    def __init__(self, detector: SpikeDetector) -> None:
+        self.detector = detector
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        active = GaugeMetricFamily("triage_spike_active", "1 while a spike alert is active", labels=["brand", "kind"])
+        size = GaugeMetricFamily("triage_spike_value", "the active spike's size (similar messages, or summed crisis "
+                                 "risk) in the window", labels=["brand", "kind"])
+        for alert in self.detector.active():
+            active.add_metric([alert["brand"], alert["kind"]], 1)
+            size.add_metric([alert["brand"], alert["kind"]], alert["value"])
+        yield active
+        yield size

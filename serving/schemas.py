@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from triage_ml.data.schema import MAX_TEXT_CHARS
 from triage_ml.labels.decisions import Decision, close_labels, explicit_labels
 from triage_ml.labels.decisions import Id as StoredId
-
-Id = Annotated[StrictStr, Field(max_length=256, pattern=r"^[^\x00]*$", description="no NUL characters")]
-
-
-class MessageIn(BaseModel):
-    """One inbound message. Only ``text`` is required; unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-    text: Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS, description="the message as received")]
-    message_id: Id | None = None
-    channel: Id | None = None
-    brand: Id | None = None
-    author: Id | None = None
-    conversation_id: Id | None = None
-    created_at: datetime | None = None
-    is_private: StrictBool | None = None
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, text: str) -> str:
-        if not text.strip():
-            raise ValueError("text is empty or whitespace only; send the message's text")
-        return text
+from triage_ml.messages import MessageIn
 
 
 class ScoreRequest(BaseModel):
@@ -172,6 +149,8 @@ class Dispute(BaseModel):
     resolved_at: str | None
     resolved_by: str | None
     resolution: dict[str, Any] | None
+    review: dict[str, Any] | None = Field(None, description="the Label Studio task leads review it in, once pushed: "
+                                          "{task_id, pushed_at}")
 
 
 class DisputeList(BaseModel):

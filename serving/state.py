@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import queue
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -22,13 +28,16 @@ from triage_ml.errors import ConfigError, ModelNotFoundError, StoreUnavailableEr
 from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.labels.feedback import MESSAGE_FIELDS, record_predictions
 from triage_ml.model.pyfunc import load_registered
+from triage_ml.monitoring.spikes import SpikeConfig, SpikeDetector
 from triage_ml.pipeline.tracking import connect_mlflow
+from triage_ml.review.client import label_studio_client
 from triage_ml.routing import EscalationMap
-from triage_ml.scoring import LoadedModel, Message, score
+from triage_ml.scoring import LoadedModel, Message, score, score_with_embeddings
 from triage_ml.settings import Settings
 from triage_ml.store.db import Store
 
 log = logging.getLogger("triage_ml.serving")
+shadow_log = logging.getLogger("triage_ml.shadow")
 
 
 class ServiceState:
@@ -51,6 +60,16 @@ class ServiceState:
         self.store = Store(settings.database_url, auto_migrate=settings.database_auto_migrate)
         self.dispute_policy = DisputePolicy(settings.dispute_confidence, settings.dispute_crisis_high,
                                             settings.dispute_crisis_low)
+        key = settings.label_studio_api_key
+        self.label_studio = label_studio_client(settings) if key and key.get_secret_value() else None
+        self.shadow: LoadedModel | None = None
+        self._shadow_tasks: set[asyncio.Task] = set()
+        self.spikes = SpikeDetector(SpikeConfig(
+            window_seconds=settings.spike_window_seconds, similarity=settings.spike_similarity,
+            min_cluster=settings.spike_min_cluster, crisis_min=settings.spike_crisis_min))
+        self.metrics.watch_spikes(self.spikes)
+        self._watch: queue.Queue = queue.Queue(maxsize=256)
+        self._watcher = threading.Thread(target=self._watch_spikes, name="spike-watcher", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -59,6 +78,7 @@ class ServiceState:
         except StoreUnavailableError as exc:  # scoring works without it; feedback answers 503 until it is back
             log.error("%s; feedback and disputes answer 503 until it is reachable", exc)
         await self.reload_model(force=True)
+        self._watcher.start()
         self.batcher.start()
         self._poller = asyncio.create_task(self._poll(), name="reload-poller")
 
@@ -68,6 +88,9 @@ class ServiceState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.batcher.stop()
+        if self._watcher.is_alive():
+            self._watch.put(None)
+            await anyio.to_thread.run_sync(self._watcher.join, 10)
         self.store.dispose()
 
     # -- scoring -------------------------------------------------------------------------------------
@@ -76,7 +99,65 @@ class ServiceState:
         if loaded is None:
             raise ModelNotFoundError("no model loaded")
         self.metrics.batch_size.observe(len(messages))
-        return score(loaded, routes, messages), loaded
+        results, embeddings = score_with_embeddings(loaded, routes, messages)
+        keep = [i for i, r in enumerate(results) if r["actionable"]]
+        if keep:
+            try:
+                self._watch.put_nowait((loaded, [messages[i] for i in keep], [results[i] for i in keep],
+                                        embeddings[keep], time.time()))
+            except queue.Full:  # overloaded: the response comes first, spike watching skips this batch
+                self.metrics.spikes_skipped.inc(len(keep))
+        return results, loaded
+
+    def _watch_spikes(self) -> None:
+        """The spike watcher's thread: similarity vectors for actionable messages, off the response path.
+
+        It runs at the lowest CPU priority (Linux threads have their own nice value) and the similarity
+        encoder runs on this thread alone, so under load the responses get the cores and the watcher falls
+        behind; its queue then fills and batches are skipped (``triage_spikes_skipped_total``)."""
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        while (item := self._watch.get()) is not None:
+            loaded, messages, results, embeddings, now = item
+            try:
+                vectors = loaded.model.similarity_vectors([m.text for m in messages], embeddings)
+                for m, r, vector in zip(messages, results, vectors, strict=True):
+                    self.spikes.observe(m.brand, _epoch(m.created_at, now), vector, r["crisis_risk"],
+                                        actionable=True, message_id=m.message_id, text=m.text)
+            except Exception:  # watching must never stop the service
+                log.exception("spike watcher failed on a batch")
+
+    # -- shadow mode ---------------------------------------------------------------------------------
+    def shadow_score(self, messages: list[Message], results: list[dict]) -> None:
+        """Score the same messages with the shadow model in the background: count and record where it
+        disagrees with what was answered. Never changes, or waits for, the response."""
+        shadow = self.shadow
+        if shadow is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._shadow(shadow, messages, results))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, shadow: LoadedModel, messages: list[Message], results: list[dict]) -> None:
+        try:
+            theirs = await anyio.to_thread.run_sync(score, shadow, self.routes, messages)
+        except Exception as exc:  # the shadow must never hurt the service
+            log.warning("shadow model v%s failed to score a batch: %s", shadow.version, exc)
+            return
+        self.metrics.shadow_scored.inc(len(messages))
+        for m, ours, other in zip(messages, results, theirs, strict=True):
+            differ = [h for h in ("actionable", "priority_tier", "crisis") if ours[h] != other[h]]
+            for head in differ:
+                self.metrics.shadow_disagreements.labels(head).inc()
+            if differ:
+                shadow_log.info(json.dumps({"message_id": m.message_id, "heads": differ, "shadow": shadow.version,
+                                            "served": {h: ours[h] for h in differ},
+                                            "shadow_said": {h: other[h] for h in differ}}))
+        if any(m.message_id for m in messages):
+            with contextlib.suppress(StoreUnavailableError):
+                items = [(m.message_id, m.text, {f: getattr(m, f) for f in MESSAGE_FIELDS}, r)
+                         for m, r in zip(messages, theirs, strict=True) if m.message_id]
+                await anyio.to_thread.run_sync(record_predictions, self.store, shadow.name, shadow.version, items)
 
     async def score(self, messages: list[Message]) -> tuple[list[dict], LoadedModel]:
         results, loaded = await self.batcher.submit(messages)
@@ -108,19 +189,40 @@ class ServiceState:
         return str(mv.version), mv.run_id
 
     async def reload_model(self, *, force: bool = False) -> bool:
-        """Load the version the alias points to, if it is not the one served; True when it changed."""
+        """Load the version the alias points to, if it is not the one served; True when it changed. The
+        shadow model (``shadow_alias``) follows its own alias the same way."""
         async with self._reload_lock:
             version, run_id = await anyio.to_thread.run_sync(self._alias_version)
+            await self._reload_shadow()
             if not force and self.loaded is not None and self.loaded.version == version:
                 return False
-            s = self.settings
-            model = await anyio.to_thread.run_sync(
-                lambda: load_registered(f"models:/{s.registered_model_name}/{version}", backend=s.encoder_backend,
-                                        threads=s.torch_threads))
-            self.loaded = LoadedModel(model, s.registered_model_name, version, s.model_alias, run_id)
-            self.metrics.set_model(s.registered_model_name, version)
-            log.info("serving %s version %s", s.registered_model_name, version)
+            self.loaded = await self._load(version, run_id, self.settings.model_alias)
+            self.metrics.set_model(self.settings.registered_model_name, version)
+            log.info("serving %s version %s", self.settings.registered_model_name, version)
             return True
+
+    async def _load(self, version: str, run_id: str | None, alias: str) -> LoadedModel:
+        s = self.settings
+        model = await anyio.to_thread.run_sync(
+            lambda: load_registered(f"models:/{s.registered_model_name}/{version}", backend=s.encoder_backend,
+                                    threads=s.torch_threads))
+        return LoadedModel(model, s.registered_model_name, version, alias, run_id)
+
+    async def _reload_shadow(self) -> None:
+        alias = self.settings.shadow_alias
+        if not alias:
+            return
+        try:
+            mv = await anyio.to_thread.run_sync(self.client.get_model_version_by_alias,
+                                                self.settings.registered_model_name, alias)
+        except MlflowException:
+            if self.shadow is not None:
+                log.info("shadow alias %s is gone; shadow scoring stops", alias)
+            self.shadow = None
+            return
+        if self.shadow is None or self.shadow.version != str(mv.version):
+            self.shadow = await self._load(str(mv.version), mv.run_id, alias)
+            log.info("shadow scoring with %s version %s (%s)", self.settings.registered_model_name, mv.version, alias)
 
     def reload_routes(self) -> None:
         """Load the map again; an invalid file raises ConfigError and the current map stays in force."""
@@ -157,6 +259,14 @@ class ServiceState:
             return True
         except Exception:
             return False
+
+
+def _epoch(created_at: str | None, default: float) -> float:
+    """A message's time in seconds since the epoch: its ``created_at`` when given (naive means UTC)."""
+    if not created_at:
+        return default
+    value = datetime.fromisoformat(created_at)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def _mtime(path: Path) -> float | None:

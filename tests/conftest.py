@@ -47,7 +47,9 @@ def settings(tmp_path, monkeypatch):
     return Settings(mlruns_dir=tmp_path / "mlruns", cache_dir=CACHE_DIR, experiment_name="test")
 
 
-SMALL_CONFIG = {"cv_folds": 3, "calibration": {"folds": 2}}
+# The default path (fine-tuning on) made small: one epoch of fine-tuning per fold on a few hundred messages.
+SMALL_CONFIG = {"cv_folds": 3, "calibration": {"folds": 2}, "finetune": {"epochs": 1}}
+FROZEN_CONFIG = {**SMALL_CONFIG, "finetune": {"enabled": False}}
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +118,71 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{(tmp_path / 'triage.db').as_posix()}"
     return request.getfixturevalue("postgres_url")
+
+
+# -- Label Studio ------------------------------------------------------------------------------------------
+LABEL_STUDIO_BIN = Path(os.environ.get("TRIAGE_TEST_LABEL_STUDIO", ROOT / ".venv-labelstudio" / "bin" / "label-studio"))
+
+
+class LabelStudioServer:
+    """A real Label Studio on loopback: ``url``, the admin lead's ``email`` and API ``token``."""
+
+    def __init__(self, url: str, email: str, token: str, log: Path) -> None:
+        self.url, self.email, self.token, self.log = url, email, token, log
+
+    def sdk(self):
+        from label_studio_sdk import LabelStudio
+
+        return LabelStudio(base_url=self.url, api_key=self.token)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """Label Studio (its own virtual environment, `make test` installs it) started for the session."""
+    import secrets
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    from tests.integration.service_fixtures import free_port
+
+    if not LABEL_STUDIO_BIN.is_file():
+        message = f"Label Studio not installed at {LABEL_STUDIO_BIN}; `make test` installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    data = tmp_path_factory.mktemp("label-studio")
+    port, token, email = free_port(), secrets.token_hex(20), "lead.one@example.com"
+    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+           "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+           # its SSRF guard refuses webhooks to private addresses; the service under test is on loopback
+           "USE_DEFAULT_BANNED_SUBNETS": "false"}
+    log = data / "label-studio.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(LABEL_STUDIO_BIN), "start", "--no-browser", "--host", "127.0.0.1", "--port",
+                                 str(port), "--username", email, "--password", secrets.token_urlsafe(12),
+                                 "--user-token", token], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Label Studio exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"Label Studio not up in 240 s: {log.read_text()[-2000:]}")
+            time.sleep(1)
+        yield LabelStudioServer(url, email, token, log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -4,7 +4,6 @@ from fastapi import APIRouter, HTTPException, status
 
 from serving.deps import Scorer, StateDep
 from serving.schemas import ModelRef, ScoreRequest, ScoreResponse, ScoreResult
-from triage_ml.scoring import Message
 
 router = APIRouter(prefix="/v1", tags=["score"])
 
@@ -26,10 +25,10 @@ async def score_messages(body: ScoreRequest, state: StateDep, _: Scorer) -> Scor
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 [{"field": f"messages.{i}.text", "message":
                                   f"text is {len(m.text):,} characters; the limit is {limits.max_text_chars:,}"}])
-    messages = [Message(**m.model_dump(exclude={"created_at"}),
-                        created_at=m.created_at.isoformat() if m.created_at else None) for m in body.messages]
+    messages = [m.to_message() for m in body.messages]
     results, loaded = await state.score(messages)
     if any(m.message_id for m in messages):
         results = await state.record_predictions(loaded, messages, results)
+    state.shadow_score(messages, results)
     return ScoreResponse(model=ModelRef(name=loaded.name, version=loaded.version),
                          results=[ScoreResult(**r, model_version=loaded.version) for r in results])

@@ -6,12 +6,21 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from triage_ml.errors import TriageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from triage_ml.model.triage_model import TriageModel
+    from triage_ml.review.client import LabelStudio
+    from triage_ml.settings import Settings
+    from triage_ml.store.db import Store
 
 app = typer.Typer(help="Triage for social customer care: train, evaluate and serve three classifiers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -23,6 +32,12 @@ app.add_typer(benchmark_app, name="benchmark")
 labels_app = typer.Typer(help="The label store: agent decisions and lead answers as training labels.",
                          no_args_is_help=True)
 db_app = typer.Typer(help="The label store's database schema.", no_args_is_help=True)
+review_app = typer.Typer(help="Lead reviews in Label Studio: disputes out, gold labels back, active learning.",
+                         no_args_is_help=True)
+app.add_typer(review_app, name="review")
+report_app = typer.Typer(help="Monitoring reports: drift of recent messages against the training set.",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
 app.add_typer(model_app, name="model")
 app.add_typer(labels_app, name="labels")
 app.add_typer(db_app, name="db")
@@ -47,21 +62,47 @@ def train_cmd(
     from_store: Annotated[bool, typer.Option("--from-store", help=(
         "add the label store's export (TRIAGE_DATABASE_URL); its labels win over the files' for the same "
         "message_id"))] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=(
+        "train, log and run the gate, but register nothing and move no alias"))] = False,
 ) -> None:
-    """Cross-validate, fit, log to MLflow and register a model; promote it if it is no worse."""
-    from triage_ml.pipeline.config import TrainConfig
+    """Cross-validate, fit, log to MLflow and register a model; promote it only if it passes the gate."""
     from triage_ml.pipeline.registry import alias_version
-    from triage_ml.pipeline.tracking import configure_mlflow, train_and_log
+    from triage_ml.pipeline.tracking import configure_mlflow
 
     settings = _settings()
-    cfg = TrainConfig.from_yaml(config)
     if if_missing:
         existing = alias_version(configure_mlflow(settings), settings.registered_model_name, settings.model_alias)
         if existing is not None:
             typer.echo(f"{settings.registered_model_name}@{settings.model_alias} is version {existing.version}; "
                        "nothing to train (drop --if-missing to train anyway)")
             return
-    paths: list[Path] = list(data or [DEFAULT_SEED])
+    _train(list(data or [DEFAULT_SEED]), config, register=register, progress=progress, from_store=from_store,
+           dry_run=dry_run)
+
+
+@app.command("retrain")
+def retrain_cmd(
+    data: Annotated[list[Path] | None, typer.Option("--data", "-d", help="labeled file(s) besides the store; "
+                                                    "default the seed data")] = None,
+    config: Annotated[Path, typer.Option(help="training config YAML (the same as the champion's, usually)")] = (
+        DEFAULT_CONFIG),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the gate's decision without registering or "
+                                          "moving the alias")] = False,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Export the label store, train a challenger on it with the seed data, judge it against the champion
+    on the gold set (lead labels + held-out seed) and on the same folds, and promote it only if it passes."""
+    _train(list(data or [DEFAULT_SEED]), config, register=True, progress=progress, from_store=True,
+           dry_run=dry_run)
+
+
+def _train(paths: list[Path], config: Path, *, register: bool, progress: bool, from_store: bool,
+           dry_run: bool) -> None:
+    from triage_ml.pipeline.config import TrainConfig
+    from triage_ml.pipeline.tracking import train_and_log
+
+    settings = _settings()
+    cfg = TrainConfig.from_yaml(config)
     extra: dict[str, str] = {}
     if from_store:
         export, digest, rows = _export_store(settings, Path("data/exports"))
@@ -69,20 +110,50 @@ def train_cmd(
             paths.append(export)
         typer.echo(f"label store: {rows} labeled messages (export {digest[:12]})")
         extra = {"store_export_hash": digest, "store_export_rows": str(rows), "store_export": str(export.resolve())}
-    outcome = train_and_log(paths, cfg, settings, register=register, progress=progress, later_wins=from_store,
-                            extra_params=extra)
+    outcome = train_and_log(paths, cfg, settings, register=register, dry_run=dry_run, progress=progress,
+                            later_wins=from_store, extra_params=extra)
     cv = outcome.result.cv
-    typer.echo(f"trained on {outcome.result.n_rows} messages (data {outcome.result.data_hash[:12]}), "
-               f"{cfg.cv_folds}-fold out-of-fold metrics:")
+    typer.echo(f"trained on {outcome.result.n_rows} messages (data {outcome.result.data_hash[:12]}; "
+               f"{outcome.gold_rows} more held out as the gold set), {cfg.cv_folds}-fold out-of-fold metrics:")
     for head, m in cv.metrics.items():
-        extra = (f"  recall {m['recall_at_threshold']:.3f}  precision {m['precision_at_threshold']:.3f}"
-                 if head == "crisis" else "")
+        crisis = (f"  recall {m['recall_at_threshold']:.3f}  precision {m['precision_at_threshold']:.3f}"
+                  if head == "crisis" else "")
         typer.echo(f"  {head:<14} macro F1 {m['macro_f1']:.3f}  PR-AUC {m['pr_auc']:.3f}  "
-                   f"Brier {m['brier']:.3f}  threshold {m['threshold']:.2f}{extra}")
+                   f"Brier {m['brier']:.3f}  threshold {m['threshold']:.2f}{crisis}")
     typer.echo(f"run {outcome.run_id}; model {outcome.model_uri}")
     if outcome.gate is not None:
-        typer.echo(f"version {outcome.version} {outcome.gate.summary()}")
+        for check in outcome.gate.checks:
+            typer.echo(f"  [{'pass' if check.passed else 'FAIL'}] {check.detail}")
+        what = "dry run, nothing registered" if dry_run else f"version {outcome.version}"
+        typer.echo(f"{what}: {outcome.gate.summary()}")
     typer.echo(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.resolved_tracking_uri()}")
+
+
+@app.command("promote")
+def promote_cmd(version: Annotated[str, typer.Argument(help="the registered version to serve")]) -> None:
+    """Make VERSION the champion by hand (the gate is not asked); the former champion can be restored with
+    `triage-ml rollback`. Services pick the change up at their next alias poll."""
+    from triage_ml.pipeline.registry import set_champion
+    from triage_ml.pipeline.tracking import configure_mlflow
+
+    settings = _settings()
+    client = configure_mlflow(settings)
+    before = set_champion(client, settings.registered_model_name, settings.model_alias, version, "promoted by hand")
+    was = f" (was v{before}; `triage-ml rollback` restores it)" if before and before != version else ""
+    typer.echo(f"{settings.registered_model_name}@{settings.model_alias} is version {version}{was}")
+
+
+@app.command("rollback")
+def rollback_cmd() -> None:
+    """Serve the previous champion again (the alias `previous`); a second rollback undoes the first."""
+    from triage_ml.pipeline.registry import PREVIOUS, rollback
+    from triage_ml.pipeline.tracking import configure_mlflow
+
+    settings = _settings()
+    client = configure_mlflow(settings)
+    now, rolled_back = rollback(client, settings.registered_model_name, settings.model_alias)
+    typer.echo(f"{settings.registered_model_name}@{settings.model_alias} is version {now} again "
+               f"(v{rolled_back} is now '{PREVIOUS}')")
 
 
 @app.command("evaluate")
@@ -141,6 +212,8 @@ def benchmark_xci_cmd(
     folds: Annotated[int, typer.Option(help="stratified CV folds")] = 10,
     config: Annotated[Path, typer.Option(help="training config whose head settings are used")] = DEFAULT_CONFIG,
     backend: Annotated[str, typer.Option(help="encoder runtime: torch, onnx or onnx-int8")] = "torch",
+    finetune: Annotated[bool, typer.Option("--finetune/--frozen", help=(
+        "fine-tune the encoder per fold (multi-task, the config's finetune settings) or keep it frozen"))] = False,
 ) -> None:
     """10-fold macro F1 for complaint detection and complaint severity; prints one JSON line."""
     from triage_ml.benchmark.xci import run_xci_benchmark
@@ -149,7 +222,8 @@ def benchmark_xci_cmd(
 
     if backend not in BACKENDS:
         raise TriageError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
-    result = run_xci_benchmark(path, TrainConfig.from_yaml(config), _settings(), folds=folds, backend=backend)
+    result = run_xci_benchmark(path, TrainConfig.from_yaml(config), _settings(), folds=folds, backend=backend,
+                               finetune=finetune)
     typer.echo(json.dumps(result))
 
 
@@ -199,6 +273,266 @@ def db_upgrade_cmd(revision: Annotated[str, typer.Argument(help="target revision
         typer.echo(f"{engine.url.render_as_string(hide_password=True)} at revision {current_revision(engine)}")
     finally:
         engine.dispose()
+
+
+def _review_context() -> tuple[Settings, Store, LabelStudio]:
+    from triage_ml.review.client import label_studio_client
+    from triage_ml.store.db import Store
+
+    settings = _settings()
+    return settings, Store(settings.database_url), label_studio_client(settings)
+
+
+@review_app.command("push")
+def review_push_cmd(
+    limit: Annotated[int | None, typer.Option(min=1, help="push at most this many disputes")] = None,
+) -> None:
+    """Send every open dispute to Label Studio as a task (once), with the model's prediction as a
+    pre-annotation and the agents' decisions as context. Registers the webhook when it is configured."""
+    from triage_ml.review.push import add_webhooks, push
+
+    settings, store, ls = _review_context()
+    try:
+        report = push(store, ls, limit=limit, overlap=settings.review_leads_per_task)
+        typer.echo(f"disputes project {report.project_id} at {ls.base_url}: {report.created} task(s) created, "
+                   f"{report.adopted} recovered from an interrupted push, {report.already_pushed} already there")
+        if settings.label_studio_webhook_url and settings.label_studio_webhook_secret:
+            hook = add_webhooks(store, ls, settings.label_studio_webhook_url,
+                                settings.label_studio_webhook_secret.get_secret_value(),
+                                overlap=settings.review_leads_per_task)
+            typer.echo(f"webhook {hook}: annotations are posted to {settings.label_studio_webhook_url}")
+    finally:
+        store.dispose()
+
+
+@review_app.command("pull")
+def review_pull_cmd() -> None:
+    """Read leads' annotations back: valid, agreeing answers become lead labels and close their dispute or
+    queue item; contradictions and disagreements are reported and stay open."""
+    from triage_ml.review.pull import pull
+
+    _, store, ls = _review_context()
+    try:
+        report = pull(store, ls)
+    finally:
+        store.dispose()
+    typer.echo(f"read {report.annotations} annotation(s) on {report.tasks} task(s): {len(report.resolved)} "
+               f"dispute(s) resolved, {len(report.answered)} queue item(s) answered")
+    for line in report.problems:
+        typer.echo(f"  not stored: {line}")
+    for line in report.disagreements:
+        typer.echo(f"  open: {line}")
+
+
+@review_app.command("suggest")
+def review_suggest_cmd(
+    n: Annotated[int, typer.Option("--n", min=1, max=10_000, help="messages to add to the review queue")] = 50,
+    model: Annotated[str | None, typer.Option(help="model URI; default models:/<name>@<alias>")] = None,
+) -> None:
+    """Active learning: add the most useful unlabeled or agent-only messages to the review-queue project,
+    each with the reason it was chosen."""
+    from triage_ml.review.suggest import suggest
+
+    settings, store, ls = _review_context()
+    try:
+        loaded, name, version, oof = _model_with_oof(settings, model)
+        report = suggest(store, ls, loaded, name, version, n, oof=oof, overlap=settings.review_leads_per_task)
+    finally:
+        store.dispose()
+    typer.echo(f"review queue project {report.project_id}: {len(report.added)} of {report.candidates} candidate "
+               f"message(s) added (model {name} v{version})")
+    for c in report.added:
+        typer.echo(f"  {c.message_id}: " + "; ".join(w["detail"] for w in c.why))
+
+
+def _model_with_oof(settings: Settings, uri: str | None, *,
+                    oof: bool = True) -> tuple[TriageModel, str, str, pd.DataFrame | None]:
+    """The model, its registered name and version, and its training run's out-of-fold table (None when
+    the run has none, or not asked for)."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from triage_ml.model.pyfunc import load_registered
+    from triage_ml.pipeline.tracking import configure_mlflow
+
+    client = configure_mlflow(settings)
+    uri = uri or settings.model_uri()
+    try:
+        info = mlflow.models.get_model_info(uri)
+    except MlflowException:
+        raise TriageError(f"no model at {uri}; train one with `triage-ml train`") from None
+    name = settings.registered_model_name
+    versions = client.search_model_versions(f"name='{name}' and run_id='{info.run_id}'")
+    version = str(versions[0].version) if versions else info.run_id[:8]
+    table = None
+    if oof:
+        try:
+            table = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=info.run_id,
+                                                                        artifact_path="oof_predictions.parquet"))
+        except (MlflowException, OSError):
+            table = None
+    model = load_registered(uri, backend=settings.encoder_backend, threads=settings.torch_threads)
+    return model, name, version, table
+
+
+@review_app.command("stats")
+def review_stats_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Lead agreement per head (Cohen's kappa where two or more leads annotated a task) and review counts."""
+    from triage_ml.review.agreement import review_stats
+    from triage_ml.store.db import Store
+
+    store = Store(_settings().database_url)
+    try:
+        stats = review_stats(store)
+    finally:
+        store.dispose()
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    d, q = stats["disputes"], stats["queue"]
+    typer.echo(f"disputes: {d['open']} open ({d['open_in_label_studio']} in Label Studio), {d['resolved']} resolved "
+               f"({d['resolved_in_label_studio']} in Label Studio); review queue: {q['open']} open, "
+               f"{q['answered']} answered")
+    typer.echo(f"annotations: {stats['annotations']} ({stats['invalid_annotations']} not stored: contradict the "
+               f"taxonomy); tasks with two or more leads: {stats['tasks_with_two_or_more_leads']}")
+    for head, h in stats["heads"].items():
+        k = "n/a" if h["kappa"] is None else f"{h['kappa']:.3f}"
+        agree = "n/a" if h["agreement"] is None else f"{h['agreement']:.1%}"
+        typer.echo(f"  {head:<14} Cohen's kappa {k:>6}  agreement {agree:>6}  ({h['pairs']} pair(s) of answers)")
+
+
+def _since(text: str) -> datetime:
+    """'7d', '24h', '90m' before now, or an ISO date/time."""
+    import re
+    from datetime import UTC, timedelta
+
+    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    if match:
+        n, unit = int(match[1]), match[2]
+        name = {"d": "days", "h": "hours", "m": "minutes"}[unit]
+        return datetime.now(UTC) - timedelta(**{name: n})
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise TriageError(f"--since '{text}': use a duration like 7d, 24h or 90m, or an ISO date such as "
+                          "2026-11-01") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@report_app.command("drift")
+def report_drift_cmd(
+    since: Annotated[str, typer.Option(help="recent window start: 7d, 24h, 90m or an ISO date")] = "7d",
+    out: Annotated[Path, typer.Option(help="folder for drift.png and drift.json")] = Path("reports"),
+    model: Annotated[str | None, typer.Option(help="model URI; default models:/<name>@<alias>")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many recent messages (newest first)")] = 20_000,
+) -> None:
+    """Recent messages (label store) against the model's training set: PSI per head, embedding centroid
+    distance per channel and brand; a plot and a JSON, also logged to MLflow."""
+    from datetime import UTC
+
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from triage_ml.monitoring.drift import drift_figure, drift_report, recent_messages
+    from triage_ml.store.db import Store
+
+    settings = _settings()
+    start, end = _since(since), datetime.now(UTC)
+    store = Store(settings.database_url)
+    try:
+        recent = recent_messages(store, start, end, limit)
+    finally:
+        store.dispose()
+    if recent.empty:
+        raise TriageError(f"no messages in the label store since {start.isoformat(timespec='minutes')}; score "
+                          "messages with a message_id (they are recorded) or widen --since")
+    loaded, name, version, oof = _model_with_oof(settings, model)
+    if oof is None:
+        raise TriageError(f"{name} v{version} has no out-of-fold table in its run; retrain it to compare drift")
+    report = drift_report(loaded, oof, recent)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = drift_figure(report)
+    fig.savefig(out / "drift.png", dpi=110)
+    (out / "drift.json").write_text(json.dumps({"model": f"{name} v{version}", "since": start.isoformat(),
+                                                "until": end.isoformat(), **report.to_dict()}, indent=2))
+    mlflow.set_experiment(f"{settings.experiment_name}-monitoring")
+    with mlflow.start_run(run_name=f"drift-{end:%Y%m%dT%H%M}"):
+        mlflow.log_params({"model": f"{name} v{version}", "since": start.isoformat(), "n_recent": len(recent)})
+        mlflow.log_metrics({f"psi.{h}": v["psi"] for h, v in report.heads.items() if v["psi"] == v["psi"]})
+        mlflow.log_figure(fig, "drift.png")
+        mlflow.log_dict(report.to_dict(), "drift.json")
+    plt.close(fig)
+    typer.echo(f"{len(recent)} recent messages since {start.isoformat(timespec='minutes')} vs {report.n_train} "
+               f"training messages of {name} v{version}")
+    for head, h in report.heads.items():
+        typer.echo(f"  {head:<14} PSI {h['psi']:.3f} ({h['level']})  positive: training {h['train_positive']:.1%}, "
+                   f"recent {h['recent_positive']:.1%}")
+    for g in report.groups:
+        typer.echo(f"  {g['group']:<28} n={g['n_recent']:<6} centroid distance {g['centroid_distance']:.4f}  "
+                   f"actionable {g['recent_actionable']:.1%}  crisis {g['recent_crisis']:.1%}")
+    typer.echo(f"plot {out / 'drift.png'}; table {out / 'drift.json'}")
+
+
+@app.command("score-batch")
+def score_batch_cmd(
+    source: Annotated[Path, typer.Argument(help="messages to score (CSV, JSONL or Parquet; a 'text' column)")],
+    out: Annotated[Path, typer.Option(help="scored rows (.csv, .jsonl or .parquet)")],
+    model: Annotated[str | None, typer.Option(help="model URI; default models:/<name>@<alias>")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="rows that fail validation, with the reason (JSONL); "
+                                                 "default <out>.rejects.jsonl")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, max=1_000_000, help="rows read, scored and written at a "
+                                            "time (memory is bounded by this, not by the file)")] = 2000,
+    text_column: Annotated[str, typer.Option(help="the column holding the message text")] = "text",
+    restart: Annotated[bool, typer.Option("--restart", help="start over instead of resuming an interrupted "
+                                          "run, overwriting --out")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar with messages/s")] = True,
+) -> None:
+    """Score a file of any size in constant memory with the API's fields plus the model version. An
+    interrupted run resumes from its last finished chunk when run again."""
+    from triage_ml.batch.score import score_file
+    from triage_ml.routing import EscalationMap
+    from triage_ml.scoring import LoadedModel
+
+    settings = _settings()
+    loaded_model, name, version, _ = _model_with_oof(settings, model, oof=False)
+    loaded = LoadedModel(loaded_model, name, version, settings.model_alias)
+    routes = EscalationMap.from_yaml(settings.routing_path)
+    state = score_file(source, out, loaded, routes, rejects=rejects, chunk_size=chunk_size, text_column=text_column,
+                       restart=restart, progress=progress)
+    rate = state.rows_read / max(state.seconds, 1e-9)
+    rejected = rejects or out.with_name(f"{out.stem}.rejects.jsonl")
+    typer.echo(f"read {state.rows_read} rows: {state.rows_scored} scored into {out}, {state.rows_rejected} "
+               f"rejected{f' into {rejected}' if state.rows_rejected else ''} ({name} v{version}, "
+               f"{rate:.0f} msgs/s; {state.repeated} repeated texts scored once)")
+    typer.echo(f"peak memory {state.peak_rss_mb:.0f} MB ({state.peak_rss_mb_early:.0f} MB after the first 5 chunks "
+               f"of {chunk_size})")
+
+
+@app.command("spark-score")
+def spark_score_cmd(
+    source: Annotated[str, typer.Argument(help="a Parquet file or directory of messages")],
+    output: Annotated[str, typer.Argument(help="the Parquet directory to write")],
+    master: Annotated[str, typer.Option(help="Spark master, e.g. local[*] or yarn")] = "local[*]",
+    model: Annotated[str | None, typer.Option(help="model URI; default models:/<name>@<alias>")] = None,
+    text_col: Annotated[str, typer.Option(help="the column holding the message text")] = "text",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace OUTPUT if it exists")] = False,
+) -> None:
+    """Score Parquet with Spark through the registered pyfunc (mlflow spark_udf): the input's columns plus
+    the prediction columns and the model version."""
+    from triage_ml.spark import score_parquet
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.master(master).appName("triage-ml spark-score").getOrCreate()
+    try:
+        written = score_parquet(spark, source, output, text_col=text_col, model_uri=model, overwrite=overwrite)
+    finally:
+        spark.stop()
+    typer.echo(f"scored {written} messages into {output}")
 
 
 @app.command("serve")

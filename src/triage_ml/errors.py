@@ -59,3 +59,8 @@ class NotFoundError(TriageError, LookupError):
 class ConflictError(TriageError):
     """The request contradicts what the store holds: an event id reused for another event, a dispute
     resolved twice (409)."""
+
+
+class ReviewUnavailableError(TriageError, ConnectionError):
+    """Label Studio cannot be reached, refuses the token or refuses a request; nothing was marked pushed or
+    resolved."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from triage_ml.explain import Explainer
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.routing import EscalationMap
@@ -42,6 +44,12 @@ class Message:
 
 def score(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message]) -> list[dict[str, Any]]:
     """One result per message, in order. A watch-list match lifts crisis_risk to the map's floor."""
+    return score_with_embeddings(loaded, routes, messages)[0]
+
+
+def score_with_embeddings(loaded: LoadedModel, routes: EscalationMap,
+                          messages: Sequence[Message]) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """``score``, and the messages' embeddings (n, dim) for whoever watches the traffic (spike alerts)."""
     texts = [m.text for m in messages]
     model = loaded.model
     embeddings = model.encoder.encode(texts)
@@ -65,4 +73,4 @@ def score(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message
                                        is_private=msg.is_private).to_dict()
         result["explanation"] = loaded.explainer.explain(msg.text, emb, result, topics)
         results.append(result)
-    return results
+    return results, embeddings

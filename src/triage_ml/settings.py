@@ -38,6 +38,16 @@ class Settings(BaseSettings):
                                  "requests arriving while a batch runs are batched anyway")
     batch_max_messages: int = Field(128, ge=1, description="messages encoded together at most")
 
+    shadow_alias: str | None = Field(None, description=(
+        "also score every batch with the model under this alias (e.g. challenger), off the response path, "
+        "and count and record where it disagrees; responses never change"))
+    spike_window_seconds: float = Field(900.0, gt=0, description="spike alerts: the rolling window per brand")
+    spike_similarity: float = Field(0.7, gt=0, lt=1, description="spike alerts: cosine at which two messages "
+                                    "count as the same problem")
+    spike_min_cluster: int = Field(6, ge=2, description="spike alerts: similar messages that always raise one")
+    spike_crisis_min: float = Field(4.0, gt=0, description="spike alerts: summed crisis risk that always raises "
+                                    "one")
+
     # -- label store and disputes --------------------------------------------------------------------
     database_url: str = Field("sqlite:///data/triage.db",
                               description="label store: sqlite:///file.db or postgresql+psycopg://user@host/db")
@@ -49,6 +59,18 @@ class Settings(BaseSettings):
     dispute_crisis_low: float = Field(0.02, gt=0, lt=1, description=(
         "crisis_risk at or below which an escalation to PR/legal/safety opens a dispute"))
     max_decisions: int = Field(500, ge=1, description="decisions per /v1/feedback request")
+
+    # -- lead reviews in Label Studio ----------------------------------------------------------------
+    label_studio_url: str = Field("http://127.0.0.1:8080", description="the Label Studio server leads use")
+    label_studio_api_key: SecretStr | None = Field(None, description="a Label Studio access token")
+    label_studio_webhook_url: str | None = Field(None, description=(
+        "where Label Studio reaches this service's /v1/webhooks/label-studio; when set (with the secret), "
+        "`review push` registers the webhook"))
+    review_leads_per_task: int = Field(1, ge=1, le=10, description=(
+        "leads who must answer a task before it closes (Label Studio's overlap, set on the projects we create; "
+        "leads may change it there, and pull follows the project's value)"))
+    label_studio_webhook_secret: SecretStr | None = Field(None, description=(
+        "shared secret Label Studio sends in X-Triage-Webhook-Secret; the receiver refuses other requests"))
 
     @field_validator("api_keys")
     @classmethod

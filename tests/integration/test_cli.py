@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     import pandas as pd
     import yaml
 
-    from tests.conftest import CACHE_DIR, SMALL_CONFIG
+    from tests.conftest import CACHE_DIR, FROZEN_CONFIG
     from triage_ml.labels.decisions import Decision
     from triage_ml.labels.disputes import DisputePolicy
     from triage_ml.labels.feedback import record_decisions
@@ -85,7 +86,7 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     record_decisions(store, decisions, DisputePolicy())
     store.dispose()
     config = tmp_path / "small.yaml"
-    config.write_text(yaml.safe_dump(SMALL_CONFIG))
+    config.write_text(yaml.safe_dump(FROZEN_CONFIG))  # the store's export is under test, not fine-tuning
     env = {"TRIAGE_DATABASE_URL": url, "TRIAGE_MLRUNS_DIR": str(tmp_path / "mlruns"),
            "TRIAGE_CACHE_DIR": str(CACHE_DIR), "TRIAGE_EXPERIMENT_NAME": "from-store"}
     result = subprocess.run([CLI, "train", "--from-store", "--data", str(seed_subset), "--config", str(config),
@@ -93,7 +94,9 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
                             env={**os.environ, **env}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "label store: 3 labeled messages" in result.stdout
-    assert f"trained on {len(seed) + 1} messages" in result.stdout  # the 2 seed ids are relabeled, not added
+    # the 2 seed ids are relabeled, not added: training rows and the held-out gold set add up to seed + 1
+    counts = re.search(r"trained on (\d+) messages \(data \w+; (\d+) more held out", result.stdout)
+    assert counts and int(counts[1]) + int(counts[2]) == len(seed) + 1, result.stdout
     mlflow.set_tracking_uri(f"sqlite:///{(tmp_path / 'mlruns' / 'mlflow.db').as_posix()}")
     [run_info] = mlflow.search_runs(experiment_names=["from-store"], output_format="list")
     assert run_info.data.params["store_export_rows"] == "3"

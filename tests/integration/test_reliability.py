@@ -111,7 +111,7 @@ def check_store(url: str, sends: list[dict], acked: dict[str, str]) -> dict:
 
 def test_concurrent_decisions_with_replays(trained_store, database_url, tmp_path):
     settings, _ = trained_store
-    sends = make_load(4_600, 0.1, seed=1)  # 5,111 sends, 511 of them replays
+    sends = make_load(2_300, 0.1, seed=1)  # 2,556 sends, 256 of them replays
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0", TRIAGE_DATABASE_URL=database_url)
     service.start()
     try:
@@ -127,7 +127,7 @@ def test_concurrent_decisions_with_replays(trained_store, database_url, tmp_path
 
 def test_sigkill_in_the_middle_of_the_load(trained_store, database_url, tmp_path):
     settings, _ = trained_store
-    sends = make_load(2_700, 0.1, seed=2)
+    sends = make_load(1_800, 0.1, seed=2)  # 2,000 sends
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0", TRIAGE_DATABASE_URL=database_url)
     service.start()
     halfway = threading.Event()

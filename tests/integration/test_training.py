@@ -6,7 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import SMALL_CONFIG
-from triage_ml.data import load_labeled
+from triage_ml.features.finetune import FineTunedEncoders
 from triage_ml.pipeline.config import TrainConfig
 from triage_ml.pipeline.tracking import configure_mlflow, train_and_log
 from triage_ml.pipeline.train import train
@@ -29,9 +29,19 @@ def test_first_model_is_logged_registered_and_champion(trained_store):
     assert run.data.metrics["crisis.recall_at_threshold"] >= 0.9  # the policy's floor, out of fold
     artifacts = {a.path for a in client.list_artifacts(outcome.run_id)}
     assert {"train_config.yaml", "cv_metrics.json", "oof_predictions.json", "oof_predictions.parquet",
-            "promotion_gate.json", "plots"} <= artifacts
-    plots = {a.path for a in client.list_artifacts(outcome.run_id, "plots")}
-    assert len(plots) == 9 and all(p.endswith(".png") for p in plots)
+            "promotion_gate.json", "gate_checks.json", "gold_set.parquet", "plots"} <= artifacts
+    plots = {a.path.removeprefix("plots/") for a in client.list_artifacts(outcome.run_id, "plots")}
+    for head in HEADS:  # out-of-fold plots, and the gold-set plots the gate compares on
+        assert {f"{head}_confusion.png", f"{head}_pr_curve.png", f"{head}_reliability.png",
+                f"gold_{head}_confusion.png", f"gold_{head}_pr_curve.png"} <= plots
+    # the gold set is held out: never trained on, scored by the model at its own thresholds
+    gold = pd.read_parquet(client.download_artifacts(outcome.run_id, "gold_set.parquet"))
+    assert outcome.gold_rows == len(gold) > 0
+    trained = pd.read_parquet(client.download_artifacts(outcome.run_id, "oof_predictions.parquet"))
+    assert not set(gold["message_id"]) & set(trained["message_id"])
+    assert run.data.params["gold_rows"] == str(len(gold))
+    assert {"gold.actionable.macro_f1", "gold.crisis.recall_at_threshold"} <= set(run.data.metrics)
+    assert outcome.gate.checks[0].name == "smoke" and outcome.gate.checks[0].passed
 
 
 def test_gate_refuses_a_worse_model_and_keeps_the_champion(trained_store, seed_subset):
@@ -40,7 +50,10 @@ def test_gate_refuses_a_worse_model_and_keeps_the_champion(trained_store, seed_s
     outcome = train_and_log([seed_subset], weak, settings, progress=False)
     client = MlflowClient()
     assert not outcome.gate.promote
-    assert any("macro F1" in r and "< champion" in r for r in outcome.gate.reasons)
+    failed = [c for c in outcome.gate.checks if not c.passed]
+    assert failed and all(c.name.endswith(".macro_f1") or c.name == "gold.crisis.recall" for c in failed)
+    assert outcome.gate.reasons == [c.detail for c in failed]  # the command says which checks failed
+    assert any(r.startswith(("gold ", "folds ")) and "vs champion v1" in r for r in outcome.gate.reasons)
     assert str(client.get_model_version_by_alias("triage-ml", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("triage-ml", "challenger").version) == outcome.version
 
@@ -54,20 +67,43 @@ def test_champion_is_cross_validated_again_on_new_data(trained_store, seed_subse
     outcome = train_and_log([path], TrainConfig.from_dict(SMALL_CONFIG), settings, progress=False)
     assert outcome.result.data_hash != first.result.data_hash
     # Same config, same data, same folds: the re-run champion scores exactly what the challenger scores.
-    assert outcome.gate.promote
-    for head in HEADS:
-        assert outcome.gate.comparison[head]["delta"] == pytest.approx(0.0, abs=1e-12)
+    folds = {c.name: c for c in outcome.gate.checks if c.name.startswith("folds.")}
+    assert set(folds) == {f"folds.{h}.macro_f1" for h in HEADS}
+    for check in folds.values():
+        assert check.passed and check.challenger == pytest.approx(check.champion, abs=1e-12)
+    gold = {c.name for c in outcome.gate.checks if c.name.startswith("gold.") and c.name.endswith("macro_f1")}
+    assert gold == {f"gold.{h}.macro_f1" for h in HEADS}  # and both models were judged on the same gold set
 
 
-def test_same_inputs_give_the_same_model(seed_subset, encoder):
-    data = load_labeled(seed_subset)
-    cfg = TrainConfig.from_dict(SMALL_CONFIG)
-    a, b = (train(data, cfg, encoder, progress=False) for _ in range(2))
+def test_same_inputs_give_the_same_model(seed, encoder, tmp_path):
+    """Fine-tuning included: two trainings, each fine-tuning its own encoders from scratch."""
+    data = seed.iloc[::4].reset_index(drop=True)
+    cfg = TrainConfig.from_dict({**SMALL_CONFIG, "cv_folds": 2})  # 3 fine-tunes per training
+    a, b = (train(data, cfg, encoder, progress=False, encoders=FineTunedEncoders(tmp_path / run))
+            for run in ("a", "b"))
+    assert a.extras["finetune.folds_trained"] == b.extras["finetune.folds_trained"] == cfg.cv_folds
+    assert a.model.encoder.path != b.model.encoder.path
+    assert a.model.encoder.fingerprint == b.model.encoder.fingerprint  # identical weights
     assert a.data_hash == b.data_hash
     assert a.cv.thresholds == b.cv.thresholds
+    assert a.cv.recalibration == b.cv.recalibration
     assert np.array_equal(a.cv.folds, b.cv.folds)
     texts = ["@Munchly my order never came", "RT to win!!", "the battery caught fire in my garage"]
     pd.testing.assert_frame_equal(a.model.predict_frame(texts), b.model.predict_frame(texts))
+
+
+def test_fine_tuning_is_logged_and_its_encoder_is_the_models(trained_store):
+    settings, outcome = trained_store
+    client = configure_mlflow(settings)
+    run = client.get_run(outcome.run_id)
+    assert run.data.params["finetune.enabled"] == "True"
+    assert run.data.params["base_encoder"] == "all-MiniLM-L6-v2"
+    assert run.data.params["encoder_fingerprint"] != run.data.params["base_encoder_fingerprint"]
+    assert run.data.metrics["finetune.seconds_per_fold"] > 0
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "finetune.loss")] == [1]
+    assert (outcome.result.model.encoder.path / "finetune.json").is_file()
+    # the fold models' out-of-fold probabilities were recalibrated, and the model carries the sigmoids
+    assert set(outcome.result.model.recalibration) == set(HEADS)
 
 
 def test_grouped_folds_keep_conversations_together(seed):

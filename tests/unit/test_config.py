@@ -12,6 +12,7 @@ def test_default_config_loads_and_round_trips():
     assert cfg.thresholds["crisis"].min_recall == 0.9
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.flat_params()["heads.crisis.text_C"] == "10.0"
+    assert cfg.finetune.enabled and cfg.calibration.refit_on_oof  # the default path fine-tunes
 
 
 def test_typo_is_refused_with_the_field(tmp_path):

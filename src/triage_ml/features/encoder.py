@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from triage_ml.errors import EncoderNotFoundError
 from triage_ml.features.cache import EmbeddingCache
+from triage_ml.features.finetune import FINETUNE_META
 from triage_ml.features.onnx_backend import FP32, ONNX_DIR, OnnxEncoderSession
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -44,8 +45,8 @@ def folder_fingerprint(path: Path) -> str:
     """A short hash of a model folder's weights and configs, so cached embeddings follow the model."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        if file.suffix in {".md", ".txt"} and file.name != "vocab.txt":
-            continue
+        if (file.suffix in {".md", ".txt"} and file.name != "vocab.txt") or file.name == FINETUNE_META:
+            continue  # docs, and a fine-tune's provenance (it records timings), are not the model
         digest.update(str(file.relative_to(path)).encode())
         with file.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -112,7 +113,12 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.cache is None:
-            return self._encode_uncached(texts, progress=progress)
+            unique = list(dict.fromkeys(texts))  # repeated texts (retweets, spam) are encoded once
+            if len(unique) == len(texts):
+                return self._encode_uncached(texts, progress=progress)
+            vectors = self._encode_uncached(unique, progress=progress)
+            where = {t: i for i, t in enumerate(unique)}
+            return vectors[[where[t] for t in texts]]
         found = self.cache.get_many(self.fingerprint, texts)
         missing = sorted({t for t in texts if t not in found})
         if missing:

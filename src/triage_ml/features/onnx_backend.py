@@ -50,6 +50,18 @@ def export_onnx(encoder_dir: Path, *, quantize: bool = True) -> Path:
     return out
 
 
+def max_seq_length(encoder_dir: Path, default: int = 256) -> int:
+    """Tokens per text, as sentence-transformers reads it: ``sentence_bert_config.json`` (older folders),
+    else the tokenizer's ``model_max_length`` (what sentence-transformers 6 saves)."""
+    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+        path = encoder_dir / name
+        if path.is_file():
+            value = json.loads(path.read_text()).get(key)
+            if isinstance(value, int) and 0 < value <= 100_000:
+                return value
+    return default
+
+
 class OnnxEncoderSession:
     """Tokenise with the folder's ``tokenizer.json``, run the ONNX body, mean-pool and normalise."""
 
@@ -72,11 +84,7 @@ class OnnxEncoderSession:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(encoder_dir / "tokenizer.json"))
-        max_length = 256
-        config = encoder_dir / "sentence_bert_config.json"
-        if config.is_file():
-            max_length = int(json.loads(config.read_text()).get("max_seq_length", max_length))
-        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.enable_truncation(max_seq_length(encoder_dir))
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -187,36 +187,44 @@ def flag_dispute(store: Store, message_id: str, by: str, role: str, detail: str,
     return store.write(tx)
 
 
+def store_lead_labels(session: Session, message_id: str, lead: str, labels: dict[str, int], *,
+                      dispute_id: int | None, now: datetime) -> None:
+    """Gold labels (source ``lead``) for a message; they supersede any earlier lead label on the same head."""
+    active_lead = session.scalars(select(LabelRow).where(
+        LabelRow.message_id == message_id, LabelRow.source == "lead", LabelRow.superseded_by.is_(None))).all()
+    new = {head: LabelRow(message_id=message_id, head=head, value=value, source="lead", author=lead,
+                          dispute_id=dispute_id, created_at=now) for head, value in labels.items()}
+    session.add_all(new.values())
+    session.flush()
+    for label in active_lead:
+        if label.head in new:
+            label.superseded_by = new[label.head].id
+
+
+def resolve_in_session(session: Session, dispute_id: int, lead: str, labels: dict[str, int], note: str | None,
+                       **provenance: Any) -> DisputeRow:
+    """Close an open dispute with a lead's labels (``provenance`` joins the stored resolution)."""
+    dispute = session.get(DisputeRow, dispute_id, with_for_update=True)
+    if dispute is None:
+        raise NotFoundError(f"dispute {dispute_id} does not exist; list open ones with GET /v1/disputes")
+    if dispute.state != "open":
+        raise ConflictError(f"dispute {dispute_id} was already resolved by {dispute.resolved_by}; "
+                            "flag the message again to reopen the question")
+    now = _now()
+    store_lead_labels(session, dispute.message_id, lead, labels, dispute_id=dispute.id, now=now)
+    dispute.state = "resolved"
+    dispute.resolved_at = now
+    dispute.resolved_by = lead
+    dispute.resolution = {"labels": labels_out(labels), "note": note, **provenance}
+    session.flush()
+    return dispute
+
+
 def resolve_dispute(store: Store, dispute_id: int, lead: str, labels: dict[str, int],
                     note: str | None) -> dict[str, Any]:
     """A lead's answer: gold labels (source ``lead``) for the message, and the dispute closed."""
-
-    def tx(session: Session) -> dict[str, Any]:
-        dispute = session.get(DisputeRow, dispute_id, with_for_update=True)
-        if dispute is None:
-            raise NotFoundError(f"dispute {dispute_id} does not exist; list open ones with GET /v1/disputes")
-        if dispute.state != "open":
-            raise ConflictError(f"dispute {dispute_id} was already resolved by {dispute.resolved_by}; "
-                                "flag the message again to reopen the question")
-        now = _now()
-        active_lead = session.scalars(select(LabelRow).where(
-            LabelRow.message_id == dispute.message_id, LabelRow.source == "lead",
-            LabelRow.superseded_by.is_(None))).all()
-        new = {head: LabelRow(message_id=dispute.message_id, head=head, value=value, source="lead", author=lead,
-                              dispute_id=dispute.id, created_at=now) for head, value in labels.items()}
-        session.add_all(new.values())
-        session.flush()
-        for label in active_lead:
-            if label.head in new:
-                label.superseded_by = new[label.head].id
-        dispute.state = "resolved"
-        dispute.resolved_at = now
-        dispute.resolved_by = lead
-        dispute.resolution = {"labels": labels_out(labels), "note": note}
-        session.flush()
-        return dispute_view(session, dispute)
-
-    return store.write(tx)
+    return store.write(lambda session: dispute_view(
+        session, resolve_in_session(session, dispute_id, lead, labels, note)))
 
 
 # -- reading ---------------------------------------------------------------------------------------------
@@ -236,6 +244,8 @@ def dispute_view(session: Session, dispute: DisputeRow) -> dict[str, Any]:
                       for d in decisions],
         "reasons": dispute.reasons, "resolved_at": _iso(dispute.resolved_at), "resolved_by": dispute.resolved_by,
         "resolution": dispute.resolution,
+        "review": None if dispute.review_task_id is None else {"task_id": dispute.review_task_id,
+                                                               "pushed_at": _iso(dispute.pushed_at)},
     }
 
 

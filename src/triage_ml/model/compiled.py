@@ -69,7 +69,7 @@ class _Member:
     blocks: tuple[_Block, ...]
     text_intercept: float
     text_weight: float
-    embedding_coef: np.ndarray | None  # (dim,)
+    embedding_coef: np.ndarray | None  # (1, dim), as the regression keeps it
     embedding_intercept: np.floating
     calibrate: Callable[[np.ndarray], np.ndarray]  # estimator's P(classes_[1]) -> calibrated P(classes_[1])
 
@@ -142,9 +142,11 @@ def _member_proba(member: _Member, analyzed: dict[str, list[Counter[str]]], embe
                     logits[i] += float(values @ block.coef[ids])
         proba += member.text_weight * expit(logits)
     if member.text_weight < 1 and member.embedding_coef is not None:
-        # In the regression's own dtype (float32 for float32 embeddings), as scikit-learn computes it.
-        logits = embeddings.astype(member.embedding_coef.dtype, copy=False) @ member.embedding_coef
-        proba += (1 - member.text_weight) * expit(logits + member.embedding_intercept).astype(np.float64)
+        # Exactly as scikit-learn computes it: in the regression's dtype (float32 for float32 embeddings), as
+        # a matrix product with the (1, dim) coefficients (a matrix-vector product rounds differently), and
+        # weighted before the float64 sum. An isotonic calibrator's steep steps magnify any last-bit change.
+        logits = (embeddings.astype(member.embedding_coef.dtype, copy=False) @ member.embedding_coef.T)[:, 0]
+        proba += (1 - member.text_weight) * expit(logits + member.embedding_intercept)
     return proba
 
 
@@ -195,7 +197,7 @@ def _compile_member(est: TextEmbeddingClassifier, calibrator: Any,
     if est.text_weight < 1:
         if est.embedding_model_.coef_.shape[0] != 1:
             return None
-        embedding_coef = est.embedding_model_.coef_[0]
+        embedding_coef = est.embedding_model_.coef_
         embedding_intercept = est.embedding_model_.intercept_[0]
     return _Member(tuple(blocks), text_intercept, float(est.text_weight), embedding_coef, embedding_intercept,
                    calibrator.predict)

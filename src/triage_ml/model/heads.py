@@ -83,11 +83,14 @@ class TextEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         cols = self.embedding_columns_
         start = 1 if len(X.columns) > len(cols) and X.columns[0] == "text" else 0
         # The feature frame keeps the embedding columns as one block; slicing it by position avoids a
-        # 384-name lookup on every call (the names are checked at the block's ends).
+        # 384-name lookup on every call (the names are checked at the block's ends). pandas hands the block
+        # over column-major; the regression gets it row-major, as the encoder's output and the compiled
+        # heads are, because BLAS rounds the two layouts differently (1 float32 ulp, which an isotonic
+        # calibrator's steep steps can magnify past 1e-6).
         end = start + len(cols)
         if len(X.columns) >= end and X.columns[start] == cols[0] and X.columns[end - 1] == cols[-1]:
-            return X.iloc[:, start:end].to_numpy(dtype=np.float32)
-        return X[cols].to_numpy(dtype=np.float32)
+            return np.ascontiguousarray(X.iloc[:, start:end].to_numpy(dtype=np.float32))
+        return np.ascontiguousarray(X[cols].to_numpy(dtype=np.float32))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n, n_classes) probabilities, columns in ``classes_`` order."""

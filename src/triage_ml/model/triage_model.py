@@ -17,13 +17,15 @@ from triage_ml.errors import NotFittedError
 from triage_ml.features import onnx_backend
 from triage_ml.features.encoder import Encoder
 from triage_ml.features.frame import feature_frame
-from triage_ml.features.onnx_backend import FP32, ONNX_DIR
+from triage_ml.features.onnx_backend import FP32, INT8, ONNX_DIR
 from triage_ml.model.compiled import CompiledHeads
+from triage_ml.model.recalibration import Platt
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
 _META = "triage_model.json"
 _HEADS = "heads.joblib"
 _ENCODER = "encoder"
+_SIMILARITY = "similarity_encoder"
 _EXEMPLARS = "exemplars.parquet"
 _EXEMPLAR_VECTORS = "exemplars.npy"
 EXEMPLAR_COLUMNS = ("message_id", "text", "actionable", "priority_tier", "crisis")
@@ -49,14 +51,16 @@ class TriageModel:
 
     ``heads`` maps each of ``actionable``, ``priority_tier`` and ``crisis`` to a fitted binary
     classifier whose positive class (1) is: actionable, tier 1, crisis. ``thresholds`` holds the
-    probability at which each head says yes. ``exemplars`` (labeled training messages, columns
-    EXEMPLAR_COLUMNS) and ``exemplar_vectors`` (their embeddings, (n, dim)) let explanations cite the
-    nearest labeled examples.
+    probability at which each head says yes, after the head's ``recalibration`` (a sigmoid fitted on
+    out-of-fold probabilities, see ``model.recalibration``) where there is one. ``exemplars`` (labeled
+    training messages, columns EXEMPLAR_COLUMNS) and ``exemplar_vectors`` (their embeddings, (n, dim))
+    let explanations cite the nearest labeled examples.
     """
 
     def __init__(self, encoder: Encoder, heads: dict[str, Any], thresholds: dict[str, float],
                  *, taxonomy_version: str = TAXONOMY_VERSION, metadata: dict[str, Any] | None = None,
-                 exemplars: pd.DataFrame | None = None, exemplar_vectors: np.ndarray | None = None) -> None:
+                 exemplars: pd.DataFrame | None = None, exemplar_vectors: np.ndarray | None = None,
+                 recalibration: dict[str, Platt] | None = None, similarity_encoder: Encoder | None = None) -> None:
         missing = [h for h in HEADS if h not in heads or h not in thresholds]
         if missing:
             raise NotFittedError(f"TriageModel needs a fitted head and a threshold for: {', '.join(missing)}")
@@ -67,24 +71,30 @@ class TriageModel:
         self.metadata = metadata or {}
         self.exemplars = exemplars
         self.exemplar_vectors = exemplar_vectors
+        self.recalibration = recalibration or {}
+        self.similarity_encoder = similarity_encoder
         self.compiled = CompiledHeads.from_heads({name: heads[name] for name in HEADS})
 
     # -- prediction ---------------------------------------------------------------------------------
     def head_probabilities(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Positive-class probability of each head, each of shape (n,)."""
+        """Positive-class probability of each head, each of shape (n,), through scikit-learn."""
         out = {}
         for name in HEADS:
             head = self.heads[name]
             positive = list(head.classes_).index(1)
             out[name] = head.predict_proba(features)[:, positive]
-        return out
+        return self._recalibrated(out)
 
     def probabilities(self, texts: Sequence[str], embeddings: np.ndarray) -> dict[str, np.ndarray]:
         """Like ``head_probabilities`` from texts and their (n, dim) embeddings: through the compiled
         heads when the layout allows (same numbers, ~20x less overhead), else through scikit-learn."""
         if self.compiled is not None:
-            return self.compiled.probabilities(texts, embeddings)
+            return self._recalibrated(self.compiled.probabilities(texts, embeddings))
         return self.head_probabilities(feature_frame(list(texts), embeddings))
+
+    def _recalibrated(self, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each head's out-of-fold sigmoid (``model.recalibration``), where training fitted one."""
+        return {h: self.recalibration[h](p) if h in self.recalibration else p for h, p in probs.items()}
 
     def predict_frame(self, texts: Sequence[str], *, embeddings: np.ndarray | None = None) -> pd.DataFrame:
         """One row per text: actionable, actionable_prob, priority_tier, tier1_prob, tier2_prob,
@@ -122,6 +132,15 @@ class TriageModel:
             for r in frame.itertuples(index=False)
         ]
 
+    def similarity_vectors(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """Vectors whose cosine says whether two messages are about the same thing, (n, dim). A fine-tuned
+        encoder pulls messages of one class together (on the seed data half of all pairs of one brand's
+        messages were above 0.5), so a fine-tuned model carries its base encoder (int8) for this; a model
+        with a frozen encoder uses its own ``embeddings``."""
+        if self.similarity_encoder is None:
+            return embeddings
+        return self.similarity_encoder.encode(list(texts))
+
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path, *, export_onnx: bool = False) -> Path:
         """Write a self-contained folder: the encoder's files (with an ONNX export when asked), the heads
@@ -132,8 +151,11 @@ class TriageModel:
                         ignore=shutil.ignore_patterns(".*", "README.md"))
         if export_onnx and not (path / _ENCODER / ONNX_DIR / FP32).is_file():
             onnx_backend.export_onnx(path / _ENCODER)
+        if self.similarity_encoder is not None:
+            _save_similarity_encoder(self.similarity_encoder, path / _SIMILARITY)
         joblib.dump(self.heads, path / _HEADS, compress=3)
         meta = {"taxonomy_version": self.taxonomy_version, "thresholds": self.thresholds,
+                "recalibration": {h: platt.to_list() for h, platt in self.recalibration.items()},
                 "encoder_fingerprint": self.encoder.fingerprint, "metadata": self.metadata}
         (path / _META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         if self.exemplars is not None and self.exemplar_vectors is not None:
@@ -151,6 +173,23 @@ class TriageModel:
         if (path / _EXEMPLARS).is_file():
             exemplars = pd.read_parquet(path / _EXEMPLARS)
             vectors = np.load(path / _EXEMPLAR_VECTORS)
+        recalibration = {h: Platt(*values) for h, values in meta.get("recalibration", {}).items()}
+        similarity = None
+        if (path / _SIMILARITY / ONNX_DIR / INT8).is_file():
+            # one thread: similarity is background work (spike alerts) and must not take the cores from scoring
+            similarity = Encoder(path / _SIMILARITY, batch_size=batch_size, threads=1, backend="onnx-int8")
         return cls(encoder, joblib.load(path / _HEADS), meta["thresholds"],
                    taxonomy_version=meta["taxonomy_version"], metadata=meta.get("metadata", {}),
-                   exemplars=exemplars, exemplar_vectors=vectors)
+                   exemplars=exemplars, exemplar_vectors=vectors, recalibration=recalibration,
+                   similarity_encoder=similarity)
+
+
+def _save_similarity_encoder(encoder: Encoder, folder: Path) -> None:
+    """The base encoder as ONNX int8 only (~23 MB for MiniLM): what similarity needs, nothing more."""
+    if (folder / ONNX_DIR / INT8).is_file():
+        return
+    shutil.copytree(encoder.path, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "README.md"))
+    if not (folder / ONNX_DIR / INT8).is_file():
+        onnx_backend.export_onnx(folder)
+    for heavy in (folder / "model.safetensors", folder / "pytorch_model.bin", folder / ONNX_DIR / FP32):
+        heavy.unlink(missing_ok=True)

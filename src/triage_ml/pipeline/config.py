@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from triage_ml.errors import ConfigError
+from triage_ml.features.finetune import FineTuneConfig
 from triage_ml.taxonomy import HEADS
 
 
@@ -33,12 +34,34 @@ class CalibrationConfig(BaseModel):
     folds: int = Field(3, ge=2, description="inner folds of CalibratedClassifierCV")
     ensemble: bool = Field(False, description="True: one calibrated model per inner fold, averaged (3x the "
                            "predict cost); False: one model on all rows, calibrated on inner-fold predictions")
+    refit_on_oof: bool = Field(True, description="refit a sigmoid per head on the out-of-fold probabilities "
+                               "(fine-tuned embeddings make the inner calibration overconfident)")
 
 
 class ThresholdConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     policy: Literal["best_f1", "max_precision_at_recall"] = "best_f1"
     min_recall: float = Field(0.9, gt=0, le=1)
+
+
+class HoldoutConfig(BaseModel):
+    """The gold set: conversations never trained on, by a stable hash of their id, so every model of every
+    retrain is judged on the same messages. Conversations with a lead label are held out at
+    ``lead_fraction``, the others (seed, imported, agent labels) at ``seed_fraction``; 0 disables."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed_fraction: float = Field(0.15, ge=0, lt=1)
+    lead_fraction: float = Field(0.25, ge=0, lt=1)
+
+
+class GateConfig(BaseModel):
+    """What a new model must pass to become champion (besides ``promotion_tolerance`` per head)."""
+
+    model_config = ConfigDict(extra="forbid")
+    crisis_recall_floor: float = Field(0.8, ge=0, le=1, description="crisis recall on the gold set at the "
+                                       "model's own threshold must reach this")
+    smoke_max_p50_ms: float = Field(500.0, gt=0, description="median time to score one message through the "
+                                    "registered pyfunc, in the smoke test")
 
 
 def _default_thresholds() -> dict[str, ThresholdConfig]:
@@ -53,12 +76,16 @@ class TrainConfig(BaseModel):
     seed: int = 42
     encoder: str | None = Field(None, description="None: the TRIAGE_ENCODER setting")
     batch_size: int = Field(64, ge=1)
-    cv_folds: int = Field(5, ge=2, description="outer folds for out-of-fold predictions")
+    cv_folds: int = Field(3, ge=2, description="outer folds for out-of-fold predictions; with fine-tuning "
+                          "each fold fine-tunes an encoder of its own")
+    finetune: FineTuneConfig = FineTuneConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     heads: dict[str, HeadConfig] = Field(default_factory=lambda: {h: HeadConfig() for h in HEADS})
     thresholds: dict[str, ThresholdConfig] = Field(default_factory=_default_thresholds)
     export_onnx: bool = Field(True, description="export the encoder to ONNX (fp32 + int8) with the model")
     promotion_tolerance: float = Field(0.01, ge=0, description="max macro-F1 loss per head vs champion")
+    holdout: HoldoutConfig = HoldoutConfig()
+    gate: GateConfig = GateConfig()
 
     @field_validator("heads", "thresholds")
     @classmethod

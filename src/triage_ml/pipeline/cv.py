@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -79,14 +80,21 @@ def check_trainable(targets: dict[str, HeadTarget], min_per_class: int) -> None:
                 f"least {min_per_class} of each for cross-validation (add labeled data or lower cv_folds)")
 
 
-def out_of_fold(features: pd.DataFrame, targets: dict[str, HeadTarget], folds: np.ndarray,
+class FoldFeatures(Protocol):
+    """Features for fold ``k`` given its training rows (see ``pipeline.fold_features``)."""
+
+    def fold(self, k: int, train: np.ndarray) -> pd.DataFrame: ...
+
+
+def out_of_fold(source: FoldFeatures, targets: dict[str, HeadTarget], folds: np.ndarray,
                 config: TrainConfig, *, progress: bool = True) -> dict[str, np.ndarray]:
     """Out-of-fold positive-class probability per head, shape (n,), NaN where the head has no label."""
     check_trainable(targets, min_per_class=config.cv_folds * config.calibration.folds)
-    oof = {h: np.full(len(features), np.nan) for h in HEADS}
+    oof = {h: np.full(len(folds), np.nan) for h in HEADS}
     n_folds = int(folds.max()) + 1
     steps = tqdm(total=n_folds * len(HEADS), desc="cross-validation", unit="fit", disable=not progress)
     for k in range(n_folds):
+        features = source.fold(k, folds != k)
         for name in HEADS:
             target = targets[name]
             train = target.mask & (folds != k)

@@ -1,24 +1,41 @@
-"""Evaluate a registered model on labeled data at its stored thresholds."""
+"""Evaluate a model on labeled data at its stored thresholds (the gold set, or any labeled file)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
-from triage_ml.features.frame import feature_frame
 from triage_ml.model.pyfunc import load_registered
 from triage_ml.model.triage_model import TriageModel
-from triage_ml.pipeline.cv import head_targets
+from triage_ml.pipeline.cv import HeadTarget, head_targets
 from triage_ml.pipeline.metrics import head_metrics
 from triage_ml.taxonomy import HEADS
 
 
-def evaluate(model: TriageModel, data: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per-head metrics on the rows where each head's label is known; heads with no labels are left out."""
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-head metrics, and what they were computed from: labels and probabilities on labeled rows."""
+
+    metrics: dict[str, dict[str, float]]
+    targets: dict[str, HeadTarget]
+    probs: dict[str, np.ndarray]  # (n,) per head over all rows
+    thresholds: dict[str, float]
+
+
+def evaluate_frame(model: TriageModel, data: pd.DataFrame) -> Evaluation:
+    """Metrics per head on the rows where its label is known; heads without labels are left out."""
     texts = data["text"].tolist()
-    probs = model.head_probabilities(feature_frame(texts, model.encoder.encode(texts)))
+    probs = model.probabilities(texts, model.encoder.encode(texts))
     targets = head_targets(data)
-    return {h: head_metrics(h, targets[h].y, probs[h][targets[h].mask], model.thresholds[h])
-            for h in HEADS if targets[h].mask.any()}
+    metrics = {h: head_metrics(h, targets[h].y, probs[h][targets[h].mask], model.thresholds[h])
+               for h in HEADS if targets[h].mask.any()}
+    return Evaluation(metrics, targets, probs, dict(model.thresholds))
+
+
+def evaluate(model: TriageModel, data: pd.DataFrame) -> dict[str, dict[str, float]]:
+    return evaluate_frame(model, data).metrics
 
 
 def evaluate_model(model_uri: str, data: pd.DataFrame) -> dict[str, dict[str, float]]:

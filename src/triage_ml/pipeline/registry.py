@@ -1,28 +1,17 @@
-"""The model registry: who is champion, and the first form of the promotion gate."""
+"""The model registry's aliases: who is champion, who was before (for rollback), who is waiting."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from triage_ml.taxonomy import HEADS
+from triage_ml.errors import ModelNotFoundError
 
-
-@dataclass
-class GateDecision:
-    """Whether a challenger replaces the champion, and why."""
-
-    promote: bool
-    reasons: list[str]
-    champion_version: str | None = None
-    comparison: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        verdict = "promoted to champion" if self.promote else "kept as challenger"
-        return f"{verdict}: " + "; ".join(self.reasons)
+PREVIOUS = "previous"
+CHALLENGER = "challenger"
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -32,18 +21,36 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
         return None
 
 
-def decide(challenger: dict[str, float], champion: dict[str, float] | None, tolerance: float,
-           champion_version: str | None = None) -> GateDecision:
-    """Promote when there is no champion, or when no head's macro F1 drops by more than ``tolerance``."""
-    if champion is None:
-        return GateDecision(True, ["no champion yet"])
-    comparison = {h: {"challenger": challenger[h], "champion": champion[h],
-                      "delta": challenger[h] - champion[h]} for h in HEADS}
-    failed = [f"{h} macro F1 {c['challenger']:.4f} < champion {c['champion']:.4f} - tolerance {tolerance}"
-              for h, c in comparison.items() if c["delta"] < -tolerance]
-    if failed:
-        return GateDecision(False, failed, champion_version, comparison)
-    worst = min(comparison, key=lambda h: comparison[h]["delta"])
-    return GateDecision(True, [f"no head lost more than {tolerance} macro F1 vs v{champion_version} "
-                               f"(smallest change: {worst} {comparison[worst]['delta']:+.4f})"],
-                        champion_version, comparison)
+def _stamp(how: str) -> str:
+    return f"{how} at {datetime.now(UTC).isoformat(timespec='seconds')}"
+
+
+def set_champion(client: MlflowClient, name: str, alias: str, version: str, how: str) -> str | None:
+    """Point ``alias`` at ``version``; the version it left keeps alias ``previous`` (for rollback).
+    Returns that former champion's version (None when there was none)."""
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        raise ModelNotFoundError(f"{name} has no version {version}; `triage-ml model info` lists them") from None
+    old = alias_version(client, name, alias)
+    if old is not None and str(old.version) == str(version):
+        return str(old.version)
+    client.set_registered_model_alias(name, alias, version)
+    if old is not None:
+        client.set_registered_model_alias(name, PREVIOUS, old.version)
+    waiting = alias_version(client, name, CHALLENGER)
+    if waiting is not None and str(waiting.version) == str(version):
+        client.delete_registered_model_alias(name, CHALLENGER)
+    client.set_model_version_tag(name, version, "promotion", _stamp(how))
+    return None if old is None else str(old.version)
+
+
+def rollback(client: MlflowClient, name: str, alias: str) -> tuple[str, str | None]:
+    """Make the previous champion champion again; the rolled-back version becomes ``previous``, so a second
+    rollback undoes the first. Returns (new champion, rolled-back version)."""
+    before = alias_version(client, name, PREVIOUS)
+    if before is None:
+        raise ModelNotFoundError(f"{name} has no '{PREVIOUS}' alias to roll back to (it is set when a champion is "
+                                 "replaced); use `triage-ml promote VERSION`")
+    current = set_champion(client, name, alias, str(before.version), "restored by rollback")
+    return str(before.version), current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import warnings
@@ -13,23 +14,23 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-import yaml
 from mlflow import MlflowClient
 
-from triage_ml.data.schema import load_labeled
+from triage_ml.data.schema import dataset_hash, load_labeled
 from triage_ml.errors import DataValidationError
-from triage_ml.features.cache import EmbeddingCache
-from triage_ml.features.encoder import Encoder, resolve_encoder_path
-from triage_ml.model.pyfunc import ARTIFACT_KEY, log_triage_model
+from triage_ml.features.finetune import FINETUNE_META
+from triage_ml.model.pyfunc import log_triage_model
 from triage_ml.pipeline.config import TrainConfig
+from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder
+from triage_ml.pipeline.gate import GateDecision
+from triage_ml.pipeline.holdout import gold_mask
 from triage_ml.pipeline.plots import head_figures
-from triage_ml.pipeline.registry import GateDecision, alias_version, decide
-from triage_ml.pipeline.train import TrainingResult, cross_validate, embed, train
+from triage_ml.pipeline.promotion import CONFIG_ARTIFACT, run_gate
+from triage_ml.pipeline.train import TrainingResult, train
 from triage_ml.settings import Settings
-from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
+from triage_ml.taxonomy import TAXONOMY_VERSION
 
 log = logging.getLogger(__name__)
-CONFIG_ARTIFACT = "train_config.yaml"
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainOutcome:
     model_uri: str
     version: str | None
     gate: GateDecision | None
+    gold_rows: int = 0
 
 
 def connect_mlflow(settings: Settings) -> None:
@@ -77,46 +79,58 @@ def load_training_data(paths: Sequence[str | Path], *, later_wins: bool = False)
     return data
 
 
-def make_encoder(name: str, settings: Settings, batch_size: int) -> Encoder:
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
-    return Encoder(resolve_encoder_path(name), cache=cache, batch_size=batch_size, threads=settings.torch_threads)
-
-
 def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, settings: Settings, *,
-                  register: bool = True, progress: bool = True, run_name: str | None = None,
+                  register: bool = True, dry_run: bool = False, progress: bool = True, run_name: str | None = None,
                   later_wins: bool = False, extra_params: dict[str, str] | None = None) -> TrainOutcome:
-    """The whole `triage-ml train`: data -> CV -> final model -> MLflow run -> registry -> gate."""
+    """The whole `triage-ml train`: data -> gold set held out -> CV -> final model -> MLflow run ->
+    registry -> promotion gate. ``dry_run``: everything is logged and the gate decides, but nothing is
+    registered and no alias moves."""
     data = load_training_data(data_paths, later_wins=later_wins)
+    held_out = gold_mask(data, config.holdout)
+    train_data, gold = data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
     client = configure_mlflow(settings)
-    encoder = make_encoder(config.encoder or settings.encoder, settings, config.batch_size)
-    features = embed(data, encoder, progress=progress)
-    result = train(data, config, encoder, progress=progress, features=features)
+    base_name = config.encoder or settings.encoder
+    encoder = make_encoder(base_name, settings, config.batch_size)
+    result = train(train_data, config, encoder, progress=progress, encoders=finetuned_encoders(settings))
     cv = result.cv
 
     with mlflow.start_run(run_name=run_name or f"train-{result.data_hash[:8]}") as run:
         mlflow.log_params({**config.flat_params(), "data_hash": result.data_hash, "n_rows": result.n_rows,
-                           "data_files": ",".join(map(str, data_paths)), "encoder_fingerprint":
-                           encoder.fingerprint, "taxonomy_version": TAXONOMY_VERSION, **(extra_params or {})})
+                           "gold_rows": len(gold), "gold_hash": dataset_hash(gold) if len(gold) else "",
+                           "data_files": ",".join(map(str, data_paths)), "base_encoder": base_name,
+                           "base_encoder_fingerprint": encoder.fingerprint,
+                           "encoder_fingerprint": result.model.encoder.fingerprint,
+                           "taxonomy_version": TAXONOMY_VERSION, **(extra_params or {})})
         mlflow.set_tags({"data_hash": result.data_hash, "taxonomy_version": TAXONOMY_VERSION})
         mlflow.log_text(config.to_yaml(), CONFIG_ARTIFACT)
-        _log_cv(data, cv)
-        with warnings.catch_warnings():  # MLflow registers the local-file source twice and says so
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(
-                data[["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]].astype("string"),
-                source=str(Path(data_paths[0]).resolve()), name="training-data")
-        mlflow.log_input(dataset, context="training")
-        info = log_triage_model(result.model, export_onnx=config.export_onnx,
-                                registered_model_name=settings.registered_model_name if register else None)
-        version = str(info.registered_model_version) if register else None
+        _log_cv(train_data, cv)
+        _log_finetune(result)
+        _log_inputs(train_data, gold, data_paths)
+        registered = settings.registered_model_name if register and not dry_run else None
+        info = log_triage_model(result.model, export_onnx=config.export_onnx, registered_model_name=registered)
+        version = str(info.registered_model_version) if registered else None
         gate = None
-        if register:
-            gate = _gate(client, settings, config, data, cv, version, result.data_hash)
-            mlflow.log_dict({"promote": gate.promote, "reasons": gate.reasons, "champion_version":
-                             gate.champion_version, "comparison": gate.comparison}, "promotion_gate.json")
-            mlflow.set_tag("promotion", gate.summary())
+        if register or dry_run:
+            uri = f"models:/{registered}/{version}" if version else info.model_uri
+            gate = run_gate(client, settings, config, train_data=train_data, gold=gold, cv=cv, model=result.model,
+                            model_uri=uri, data_hash=result.data_hash, version=version)
     uri = f"models:/{settings.registered_model_name}/{version}" if version else info.model_uri
-    return TrainOutcome(result, run.info.run_id, uri, version, gate)
+    return TrainOutcome(result, run.info.run_id, uri, version, gate, len(gold))
+
+
+def _log_inputs(train_data: pd.DataFrame, gold: pd.DataFrame, data_paths: Sequence[str | Path]) -> None:
+    """The training data as an MLflow dataset input, and the gold set's ids and labels as an artifact."""
+    columns = ["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]
+    with warnings.catch_warnings():  # MLflow registers the local-file source twice and says so
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(train_data[columns].astype("string"),
+                                          source=str(Path(data_paths[0]).resolve()), name="training-data")
+    mlflow.log_input(dataset, context="training")
+    if len(gold):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "gold_set.parquet"
+            gold[columns].astype("string").to_parquet(path, index=False)
+            mlflow.log_artifact(str(path))
 
 
 def _log_cv(data: pd.DataFrame, cv) -> None:  # noqa: ANN001 (CrossValidation)
@@ -136,43 +150,12 @@ def _log_cv(data: pd.DataFrame, cv) -> None:  # noqa: ANN001 (CrossValidation)
         mlflow.log_artifact(str(path))
 
 
-def _gate(client: MlflowClient, settings: Settings, config: TrainConfig, data: pd.DataFrame, cv,  # noqa: ANN001
-          version: str, data_hash: str) -> GateDecision:
-    """Compare with the champion on the same folds; move the alias accordingly."""
-    name, alias = settings.registered_model_name, settings.model_alias
-    champion = alias_version(client, name, alias)
-    champion_f1 = None
-    if champion is not None:
-        champion_f1 = champion_macro_f1(client, champion, settings, config, data, cv.folds, data_hash)
-    decision = decide(cv.macro_f1(), champion_f1, config.promotion_tolerance,
-                      champion.version if champion else None)
-    client.set_registered_model_alias(name, alias if decision.promote else "challenger", version)
-    client.set_model_version_tag(name, version, "promotion", decision.summary())
-    for h in HEADS:
-        client.set_model_version_tag(name, version, f"{h}.macro_f1", f"{cv.metrics[h]['macro_f1']:.4f}")
-    return decision
-
-
-def champion_macro_f1(client: MlflowClient, champion, settings: Settings, config: TrainConfig,  # noqa: ANN001
-                      data: pd.DataFrame, folds: np.ndarray, data_hash: str) -> dict[str, float]:
-    """The champion's macro F1 per head on this data and these folds.
-
-    Logged metrics are reused when the champion was trained on the same data hash with the same folds;
-    otherwise the champion's own config and encoder are cross-validated again on the current folds.
-    """
-    run = client.get_run(champion.run_id)
-    params = run.data.params
-    if (params.get("data_hash") == data_hash and params.get("cv_folds") == str(config.cv_folds)
-            and params.get("seed") == str(config.seed)):
-        return {h: float(run.data.metrics[f"{h}.macro_f1"]) for h in HEADS}
-    log.info("champion v%s was trained on other data or folds: cross-validating it again", champion.version)
-    champion_config = TrainConfig.from_dict(
-        yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{champion.run_id}/{CONFIG_ARTIFACT}")),
-        source=f"champion v{champion.version} {CONFIG_ARTIFACT}")
-    model_dir = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{settings.registered_model_name}/{champion.version}"))
-    encoder = make_encoder(str(model_dir / "artifacts" / ARTIFACT_KEY / "encoder"), settings,
-                           champion_config.batch_size)
-    champion_cv = cross_validate(embed(data, encoder, progress=False), data, champion_config, folds=folds,
-                                 progress=False)
-    return champion_cv.macro_f1()
+def _log_finetune(result: TrainingResult) -> None:
+    """Fine-tuning cost and the final encoder's loss per epoch (metric ``finetune.loss``, step = epoch)."""
+    if not result.extras:
+        return
+    mlflow.log_metrics(result.extras)
+    meta = result.model.encoder.path / FINETUNE_META
+    if meta.is_file():
+        for epoch, loss in enumerate(json.loads(meta.read_text())["epoch_losses"], start=1):
+            mlflow.log_metric("finetune.loss", loss, step=epoch)

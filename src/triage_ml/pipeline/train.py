@@ -1,4 +1,4 @@
-"""Training without tracking: embed, cross-validate, choose thresholds, fit the final heads."""
+"""Training without tracking: (fine-tune and) embed, cross-validate, choose thresholds, fit the final heads."""
 
 from __future__ import annotations
 
@@ -10,32 +10,40 @@ import pandas as pd
 
 from triage_ml.data.schema import dataset_hash
 from triage_ml.features.encoder import Encoder
-from triage_ml.features.frame import embedding_columns, feature_frame
+from triage_ml.features.finetune import FineTunedEncoders
+from triage_ml.features.frame import embedding_columns
+from triage_ml.model.recalibration import Platt
 from triage_ml.model.thresholds import choose_threshold
 from triage_ml.model.triage_model import EXEMPLAR_COLUMNS, TriageModel
 from triage_ml.pipeline.config import TrainConfig
-from triage_ml.pipeline.cv import HeadTarget, fit_heads, head_targets, make_folds, out_of_fold
+from triage_ml.pipeline.cv import FoldFeatures, HeadTarget, fit_heads, head_targets, make_folds, out_of_fold
+from triage_ml.pipeline.fold_features import FineTunedFeatures, FrozenFeatures
 from triage_ml.pipeline.metrics import head_metrics
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
 
 @dataclass
 class CrossValidation:
-    """Out-of-fold results: fold per row, OOF probability per head, thresholds and metrics."""
+    """Out-of-fold results: fold per row, OOF probability per head (after ``recalibration``, the sigmoid
+    refitted on them when the config asks), thresholds and metrics."""
 
     folds: np.ndarray
     oof: dict[str, np.ndarray]
     targets: dict[str, HeadTarget]
     thresholds: dict[str, float]
     metrics: dict[str, dict[str, float]]
+    recalibration: dict[str, Platt] = field(default_factory=dict)
 
     def macro_f1(self) -> dict[str, float]:
         return {h: self.metrics[h]["macro_f1"] for h in HEADS}
 
     def table(self, data: pd.DataFrame) -> pd.DataFrame:
-        """One row per message: id, text, fold, each head's label (or <NA>) and OOF probability."""
-        out = pd.DataFrame({"message_id": data["message_id"].to_numpy(), "text": data["text"].to_numpy(),
-                            "fold": self.folds})
+        """One row per message: id, text, channel and brand (when known), fold, each head's label (or <NA>)
+        and OOF probability."""
+        out = pd.DataFrame({"message_id": data["message_id"].to_numpy(), "text": data["text"].to_numpy()})
+        for column in ("channel", "brand"):
+            out[column] = data[column].astype("string").to_numpy() if column in data else pd.NA
+        out["fold"] = self.folds
         for h in HEADS:
             labels = self.targets[h].labels
             out[f"{h}_label"] = pd.array(np.where(labels >= 0, labels, None), dtype="Int64")
@@ -54,33 +62,48 @@ class TrainingResult:
     extras: dict = field(default_factory=dict)
 
 
-def cross_validate(features: pd.DataFrame, data: pd.DataFrame, config: TrainConfig, *,
+def cross_validate(source: FoldFeatures | pd.DataFrame, data: pd.DataFrame, config: TrainConfig, *,
                    folds: np.ndarray | None = None, progress: bool = True) -> CrossValidation:
-    """OOF probabilities on ``folds`` (made from the config's seed when None), thresholds, metrics."""
+    """OOF probabilities on ``folds`` (made from the config's seed when None), thresholds, metrics.
+    ``source`` gives each fold its features; a DataFrame is one frozen feature frame for every fold."""
+    if isinstance(source, pd.DataFrame):
+        source = FrozenFeatures(source)
     targets = head_targets(data)
     if folds is None:
         folds = make_folds(data, config.cv_folds, config.seed)
-    oof = out_of_fold(features, targets, folds, config, progress=progress)
-    thresholds, metrics = {}, {}
+    oof = out_of_fold(source, targets, folds, config, progress=progress)
+    thresholds, metrics, recalibration = {}, {}, {}
     for h in HEADS:
         mask = targets[h].mask
+        if config.calibration.refit_on_oof:
+            recalibration[h] = Platt.fit(targets[h].y, oof[h][mask])
+            oof[h] = np.where(mask, recalibration[h](np.nan_to_num(oof[h], nan=0.5)), np.nan)
         rule = config.thresholds[h]
         thresholds[h] = choose_threshold(targets[h].y, oof[h][mask], rule.policy, min_recall=rule.min_recall)
         metrics[h] = head_metrics(h, targets[h].y, oof[h][mask], thresholds[h])
-    return CrossValidation(folds, oof, targets, thresholds, metrics)
+    return CrossValidation(folds, oof, targets, thresholds, metrics, recalibration)
 
 
-def embed(data: pd.DataFrame, encoder: Encoder, *, progress: bool = True) -> pd.DataFrame:
-    texts = data["text"].tolist()
-    return feature_frame(texts, encoder.encode(texts, progress=progress))
+def feature_source(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *,
+                   encoders: FineTunedEncoders | None, progress: bool = True) -> FoldFeatures:
+    """Frozen features, or per-fold fine-tuned ones when ``config.finetune.enabled``."""
+    if not config.finetune.enabled:
+        return FrozenFeatures.of(data, encoder, progress=progress)
+    if encoders is None:
+        raise ValueError("fine-tuning needs encoders=FineTunedEncoders(folder) to keep the encoders it trains")
+    return FineTunedFeatures(data, head_targets(data), encoder, config.finetune, encoders, config.seed,
+                             progress=progress)
 
 
 def train(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *, progress: bool = True,
-          features: pd.DataFrame | None = None) -> TrainingResult:
-    """Cross-validate for thresholds and metrics, then fit every head on all labeled rows."""
-    if features is None:
-        features = embed(data, encoder, progress=progress)
-    cv = cross_validate(features, data, config, progress=progress)
+          encoders: FineTunedEncoders | None = None) -> TrainingResult:
+    """Cross-validate for thresholds and metrics, then fit every head on all labeled rows.
+
+    ``encoder`` is the base encoder; with ``config.finetune.enabled`` each fold and the final model
+    fine-tune it (kept in ``encoders``), and the model carries the final fine-tuned encoder."""
+    source = feature_source(data, config, encoder, encoders=encoders, progress=progress)
+    cv = cross_validate(source, data, config, progress=progress)
+    features, final_encoder = source.final()
     heads = fit_heads(features, cv.targets, config)
     digest = dataset_hash(data)
     metadata = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_hash": digest,
@@ -89,6 +112,9 @@ def train(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *, progress
     exemplars = (data[list(EXEMPLAR_COLUMNS)].astype({"actionable": "boolean", "crisis": "boolean"})
                  .reset_index(drop=True))
     vectors = features[embedding_columns(features)].to_numpy(dtype=np.float32)
-    model = TriageModel(encoder, heads, cv.thresholds, taxonomy_version=TAXONOMY_VERSION, metadata=metadata,
-                        exemplars=exemplars, exemplar_vectors=vectors)
-    return TrainingResult(model, cv, digest, len(data))
+    model = TriageModel(final_encoder, heads, cv.thresholds, taxonomy_version=TAXONOMY_VERSION,
+                        metadata=metadata, exemplars=exemplars, exemplar_vectors=vectors,
+                        recalibration=cv.recalibration,
+                        similarity_encoder=encoder if final_encoder is not encoder else None)
+    extras = source.summary() if isinstance(source, FineTunedFeatures) else {}
+    return TrainingResult(model, cv, digest, len(data), extras)

@@ -1,7 +1,8 @@
 """The label store's tables (SQLAlchemy 2). Alembic migrations in ``migrations/`` create exactly these.
 
 Nothing here is ever deleted or updated in place, except: a label's ``superseded_by`` (set when the same
-author, or a lead, labels the head again) and a dispute's state and resolution.
+author, or a lead, labels the head again), a dispute's state, resolution and review task, and a review
+annotation that its lead edited in Label Studio.
 """
 
 from __future__ import annotations
@@ -98,3 +99,53 @@ class DisputeRow(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_by: Mapped[str | None] = mapped_column(String(ID))
     resolution: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The Label Studio task leads review it in: set only once Label Studio confirmed the task exists.
+    review_project: Mapped[int | None] = mapped_column(ForeignKey("review_projects.id"))
+    review_task_id: Mapped[int | None] = mapped_column(Integer)
+    pushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewProjectRow(Base):
+    """A Label Studio project this store created: ``kind`` disputes or queue, on the server at ``base_url``."""
+
+    __tablename__ = "review_projects"
+    __table_args__ = (UniqueConstraint("kind", "base_url", name="uq_review_project"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    base_url: Mapped[str] = mapped_column(String(1024))
+    project_id: Mapped[int] = mapped_column(Integer)  # Label Studio's id
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReviewQueueRow(Base):
+    """A message the active-learning step sent to the review queue, with why it was chosen."""
+
+    __tablename__ = "review_queue"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    review_project: Mapped[int] = mapped_column(ForeignKey("review_projects.id"))
+    review_task_id: Mapped[int] = mapped_column(Integer)
+    why: Mapped[list[Any]] = mapped_column(JSON)  # [{"rule", "head", "detail", "score"}]
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | answered
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReviewAnnotationRow(Base):
+    """A lead's annotation as read from Label Studio, valid or not (``problem`` says why not)."""
+
+    __tablename__ = "review_annotations"
+    __table_args__ = (UniqueConstraint("review_project", "annotation_id", name="uq_review_annotation"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    review_project: Mapped[int] = mapped_column(ForeignKey("review_projects.id"))
+    review_task_id: Mapped[int] = mapped_column(Integer)
+    annotation_id: Mapped[int] = mapped_column(Integer)  # Label Studio's id
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    dispute_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"))
+    lead: Mapped[str] = mapped_column(String(ID))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)  # {head: value}; empty when there is a problem
+    reason: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
+    annotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # Label Studio's updated_at
+    pulled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,24 @@
+"""Active spike alerts: mass problems forming right now, per brand, with example messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from serving.deps import StateDep, require
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+AnyRole = Annotated[str, Depends(require("scorer", "agent", "lead"))]
+
+
+@router.get("/alerts", responses={401: {"description": "missing or invalid X-API-Key"}})
+async def alerts(state: StateDep, _: AnyRole) -> dict[str, Any]:
+    """Spikes active now: many similar actionable messages, or a pile-up of crisis risk, for one brand in the
+    rolling window, against that brand's usual level. ``as_of`` is the newest message time seen."""
+    config = state.spikes.config
+    clock = state.spikes.clock
+    return {"alerts": state.spikes.active(),
+            "as_of": datetime.fromtimestamp(clock, UTC).isoformat(timespec="seconds") if clock else None,
+            "window_seconds": config.window_seconds, "similarity": config.similarity}

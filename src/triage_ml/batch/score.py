@@ -1,0 +1,261 @@
+"""``triage-ml score-batch``: a file of messages of any size scored in constant memory, with the API's
+fields, resumable after an interruption, and every row that fails validation written to a reject file.
+
+A checkpoint beside the output (``<output>.progress.json``) records, after each finished chunk, how far
+the input was read and where the output and reject files ended. A new run with the same input, model
+version and chunk size starts from there; anything written after the last checkpoint is cut off first,
+so no row is written twice and none is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+from tqdm.auto import tqdm
+
+from triage_ml.batch.files import ChunkWriter, read_chunks
+from triage_ml.errors import ConfigError
+from triage_ml.messages import FIELDS, MessageIn
+from triage_ml.routing import EscalationMap
+from triage_ml.scoring import LoadedModel, Message, score
+
+OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "actionable_prob": "Float64",
+          "priority_tier": "Int64", "tier1_prob": "Float64", "tier2_prob": "Float64", "crisis_risk": "Float64",
+          "crisis": "boolean", "route_action": "string", "route_team": "string", "route_rule": "string",
+          "explanation": "string", "terms": "string", "topics": "string", "model_version": "string"}
+_TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
+
+
+@dataclass
+class Progress:
+    """What the checkpoint holds (and the final report)."""
+
+    input: str
+    input_digest: str
+    model: str
+    chunk_size: int
+    chunks: int = 0
+    rows_read: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    output_position: int = 0
+    rejects_position: int = 0
+    seconds: float = 0.0
+    done: bool = False
+    repeated: int = 0  # rows whose text this run had scored already
+    peak_rss_mb: float = 0.0
+    peak_rss_mb_early: float = 0.0  # after the first 5 chunks: constant memory keeps the end close to it
+
+
+def file_digest(path: Path) -> str:
+    """Identity of the input: size, modification time and the first and last MiB."""
+    stat = path.stat()
+    digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if stat.st_size > 1 << 20:
+            fh.seek(-(1 << 20), 2)
+            digest.update(fh.read())
+    return digest.hexdigest()[:32]
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def parse_row(record: dict[str, Any], text_column: str) -> tuple[Message | None, str | None]:
+    """A record -> a message, or the reason it was refused (naming the field and the fix)."""
+    invalid = _cell(record.get("__invalid__"))  # the JSONL reader's note on a line that is not a record
+    if invalid is not None:
+        return None, str(invalid)
+    values = {"text": _cell(record.get(text_column))}
+    for name in FIELDS:
+        value = _cell(record.get(name))
+        if isinstance(value, str) and value == "":
+            value = None
+        if name == "is_private" and isinstance(value, str):
+            low = value.strip().lower()
+            value = True if low in _TRUE else False if low in _FALSE else value
+        if name in ("message_id", "channel", "brand", "author", "conversation_id") and isinstance(value, int | float):
+            value = str(value)
+        values[name] = value
+    if values["text"] is None:
+        return None, f"{text_column}: missing; every row needs the message's text"
+    if not isinstance(values["text"], str):
+        values["text"] = str(values["text"])
+    try:
+        return MessageIn.model_validate(values).to_message(), None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "row"
+            field = text_column if field == "text" else field
+            problems.append(f"{field}: {str(err['msg']).removeprefix('Value error, ')}")
+        return None, "; ".join(problems)
+
+
+class TextMemo:
+    """Results per distinct text, most recently used kept (at most ``size``): a backlog of social posts
+    repeats itself (retweets, copy-paste complaints, spam), and a repeated text is scored once per run.
+    Only what depends on the text alone is kept; the route, which also reads the message's author,
+    channel and brand, is worked out again for every row."""
+
+    def __init__(self, loaded: LoadedModel, routes: EscalationMap, size: int = 20_000) -> None:
+        self.loaded, self.routes, self.size = loaded, routes, size
+        self._memo: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.hits = 0
+
+    def score(self, messages: list[Message]) -> list[dict[str, Any]]:
+        new = list(dict.fromkeys(m.text for m in messages if m.text not in self._memo))
+        fresh = dict(zip(new, score(self.loaded, self.routes, [Message(text=t) for t in new]), strict=True))
+        out = []
+        for m in messages:
+            known = self._memo.get(m.text)
+            if known is None:
+                known = fresh[m.text]
+            else:
+                self.hits += 1
+            self._memo[m.text] = known
+            self._memo.move_to_end(m.text)
+            route = self.routes.route(actionable=known["actionable"], priority_tier=known["priority_tier"],
+                                      crisis=known["crisis"], topics=known["explanation"]["topics"],
+                                      author=m.author, channel=m.channel, brand=m.brand, is_private=m.is_private)
+            out.append({**known, "message_id": m.message_id, "route": route.to_dict()})
+        while len(self._memo) > self.size:
+            self._memo.popitem(last=False)
+        return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB.
+
+    Linux's ``VmHWM`` first: ``ru_maxrss`` carries the parent's resident set over fork and exec, so a command
+    started by a large process (a test runner holding a model) would report the parent's peak as its own."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def result_rows(rows: list[int], results: list[dict[str, Any]], version: str) -> pd.DataFrame:
+    """API results flattened to the output's columns (OUTPUT)."""
+    out = pd.DataFrame({
+        "row": rows, "message_id": [r["message_id"] for r in results],
+        "actionable": [r["actionable"] for r in results], "actionable_prob": [r["actionable_prob"] for r in results],
+        "priority_tier": [r["priority_tier"] for r in results],
+        "tier1_prob": [(r["tier_probs"] or {}).get("1") for r in results],
+        "tier2_prob": [(r["tier_probs"] or {}).get("2") for r in results],
+        "crisis_risk": [r["crisis_risk"] for r in results], "crisis": [r["crisis"] for r in results],
+        "route_action": [r["route"]["action"] for r in results], "route_team": [r["route"]["team"] for r in results],
+        "route_rule": [r["route"]["rule"] for r in results],
+        "explanation": [r["explanation"]["summary"] for r in results],
+        "terms": ["; ".join(r["explanation"]["terms"]) for r in results],
+        "topics": ["; ".join(r["explanation"]["topics"]) for r in results], "model_version": version})
+    return out.astype(OUTPUT)
+
+
+def _reject_rows(rows: list[int], reasons: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame({"row": rows, "reason": reasons,
+                         "record": [json.dumps({k: _cell(v) for k, v in r.items()}, default=str, ensure_ascii=False)
+                                    for r in records]}).astype({"row": "Int64", "reason": "string",
+                                                                "record": "string"})
+
+
+def score_file(source: Path, output: Path, loaded: LoadedModel, routes: EscalationMap, *, rejects: Path | None = None,
+               chunk_size: int = 2000, text_column: str = "text", restart: bool = False, progress: bool = True,
+               on_chunk: Callable[[Progress], None] | None = None) -> Progress:
+    """Score ``source`` into ``output`` (CSV/JSONL/Parquet by extension). Returns the final Progress."""
+    rejects = rejects or output.with_name(f"{output.stem}.rejects.jsonl")
+    checkpoint = output.with_name(output.name + ".progress.json")
+    state = Progress(str(source.resolve()), file_digest(source), f"{loaded.name} v{loaded.version}", chunk_size)
+    writer, reject_writer = ChunkWriter(output), ChunkWriter(rejects)
+    if checkpoint.is_file() and not restart:
+        saved = Progress(**json.loads(checkpoint.read_text()))
+        same = (saved.input_digest, saved.model, saved.chunk_size) == (state.input_digest, state.model, chunk_size)
+        if not same:
+            raise ConfigError(f"{output}: an unfinished run of another input, model or chunk size left "
+                              f"{checkpoint.name}; use --restart to start over (or another --out)")
+        if saved.done:
+            return saved
+        state = saved
+    elif (output.exists() or writer.parts.exists()) and not restart:
+        raise ConfigError(f"{output} exists; use --restart to overwrite it (or another --out)")
+    else:
+        state.output_position = state.rejects_position = 0
+    writer.truncate(state.output_position)
+    reject_writer.truncate(state.rejects_position)
+    if state.output_position == 0 and output.exists() and writer.format != "parquet":
+        output.unlink()
+    if state.rejects_position == 0 and rejects.exists():
+        rejects.unlink()
+
+    bar = tqdm(total=None, desc="scoring", unit="msg", disable=not progress, initial=state.rows_read)
+    start = time.perf_counter() - state.seconds
+    memo = TextMemo(loaded, routes)
+    for index, chunk in enumerate(read_chunks(source, chunk_size)):
+        if index < state.chunks:
+            continue  # finished before the interruption
+        records = chunk.to_dict(orient="records")
+        first_row = state.rows_read + 1
+        messages, rows, bad_rows, reasons, bad_records = [], [], [], [], []
+        for offset, record in enumerate(records):
+            message, reason = parse_row(record, text_column)
+            if message is None:
+                bad_rows.append(first_row + offset)
+                reasons.append(str(reason))
+                bad_records.append(record)
+            else:
+                messages.append(message)
+                rows.append(first_row + offset)
+        if messages:
+            hits = memo.hits
+            writer.write(result_rows(rows, memo.score(messages), loaded.version))
+            state.repeated += memo.hits - hits
+        if bad_rows:
+            reject_writer.write(_reject_rows(bad_rows, reasons, bad_records))
+        state.chunks = index + 1
+        state.rows_read += len(records)
+        state.rows_scored += len(messages)
+        state.rows_rejected += len(bad_rows)
+        state.output_position, state.rejects_position = writer.position(), reject_writer.position()
+        state.seconds = time.perf_counter() - start
+        state.peak_rss_mb = peak_rss_mb()
+        if state.chunks <= 5:
+            state.peak_rss_mb_early = state.peak_rss_mb
+        _save(checkpoint, state)
+        bar.update(len(records))
+        bar.set_postfix(msgs_per_s=f"{state.rows_read / max(state.seconds, 1e-9):.0f}", rejected=state.rows_rejected)
+        if on_chunk is not None:
+            on_chunk(state)
+    bar.close()
+    writer.finish()
+    if state.rows_rejected:
+        reject_writer.finish()
+    state.done = True
+    _save(checkpoint, state)
+    checkpoint.unlink()
+    return state
+
+
+def _save(path: Path, state: Progress) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state)))
+    tmp.replace(path)  # a checkpoint is there whole, or the previous one is
