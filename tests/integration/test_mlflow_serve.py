@@ -32,7 +32,10 @@ def mlflow_server(trained_store, tmp_path_factory):
     settings, _ = trained_store
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri(),
+    # Both URIs explicitly: mlflow.set_registry_uri() exports MLFLOW_REGISTRY_URI into os.environ, so an
+    # inherited one points at whichever store an earlier test connected to last (and its champion).
+    uri = settings.resolved_tracking_uri()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri,
            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/triage-ml@champion",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from mlflow.types import ColSpec, Schema
 
 from triage_ml.model.triage_model import TriageModel
 
+logger = logging.getLogger(__name__)
 ARTIFACT_KEY = "triage_model"
 INPUT_COLUMNS = ("message_id", "channel", "brand", "author", "conversation_id", "created_at")
 SIGNATURE = ModelSignature(
@@ -40,6 +42,9 @@ class TriagePyfunc(mlflow.pyfunc.PythonModel):
         settings = Settings()  # TRIAGE_ENCODER_BACKEND / TRIAGE_TORCH_THREADS apply to `mlflow models serve` too
         self.model = TriageModel.load(context.artifacts[ARTIFACT_KEY], backend=settings.encoder_backend,
                                       threads=settings.torch_threads)
+        heads = "compiled" if self.model.compiled is not None else "scikit-learn"
+        logger.info("triage model loaded from %s: encoder backend %s, heads %s", context.artifacts[ARTIFACT_KEY],
+                    self.model.encoder.backend, heads)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if "text" not in model_input:
