@@ -520,8 +520,8 @@ def spark_score_cmd(
     text_col: Annotated[str, typer.Option(help="the column holding the message text")] = "text",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace OUTPUT if it exists")] = False,
 ) -> None:
-    """Score Parquet with Spark through the registered pyfunc (mlflow spark_udf): the input's columns plus
-    the prediction columns and the model version."""
+    """Score Parquet with Spark through the registered pyfunc (mlflow spark_udf) and the escalation map
+    (TRIAGE_ROUTING_PATH): the input's columns plus the prediction and route columns and the model version."""
     from triage_ml.spark import score_parquet
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

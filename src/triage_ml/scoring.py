@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,38 @@ class Message:
     is_private: bool | None = None
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def escalate(prediction: Mapping[str, Any], message: Message, routes: EscalationMap,
+             crisis_threshold: float) -> tuple[dict[str, Any], list[str]]:
+    """The model's prediction for one message (a row of ``TriageModel.predict_frame``; a missing tier may
+    be None or NaN) after the escalation map, and the sensitive topics the text matched.
+
+    A watch-list match lifts ``crisis_risk`` to the map's floor; a crisis is actionable and tier 1. The
+    result has the API's fields: actionable, actionable_prob, priority_tier, tier_probs, crisis_risk,
+    crisis and route. The service, ``score-batch`` and Spark all decide through here."""
+    topics = routes.topics_in(message.text)
+    crisis_risk = float(prediction["crisis_risk"])
+    if topics:
+        crisis_risk = max(crisis_risk, routes.crisis_floor)
+    crisis = crisis_risk >= crisis_threshold
+    actionable = bool(prediction["actionable"]) or crisis
+    model_tier = prediction["priority_tier"]
+    tier = 1 if crisis else (int(model_tier) if actionable and not _missing(model_tier) else None)
+    tier_probs = (None if _missing(prediction["tier1_prob"]) else
+                  {"1": float(prediction["tier1_prob"]), "2": float(prediction["tier2_prob"])})
+    if actionable and tier_probs is None:  # a watch-list crisis on a message the heads called noise
+        tier_probs = {"1": 1.0, "2": 0.0}
+    route = routes.route(actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
+                         author=message.author, channel=message.channel, brand=message.brand,
+                         is_private=message.is_private)
+    return {"actionable": actionable, "actionable_prob": float(prediction["actionable_prob"]),
+            "priority_tier": tier, "tier_probs": tier_probs, "crisis_risk": crisis_risk, "crisis": crisis,
+            "route": route.to_dict()}, topics
+
+
 def score(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message]) -> list[dict[str, Any]]:
     """One result per message, in order. A watch-list match lifts crisis_risk to the map's floor."""
     return score_with_embeddings(loaded, routes, messages)[0]
@@ -54,23 +87,11 @@ def score_with_embeddings(loaded: LoadedModel, routes: EscalationMap,
     model = loaded.model
     embeddings = model.encoder.encode(texts)
     frame = model.predict_frame(texts, embeddings=embeddings)
+    threshold = model.thresholds["crisis"]
     results = []
     for msg, emb, row in zip(messages, embeddings, frame.itertuples(index=False), strict=True):
-        topics = routes.topics_in(msg.text)
-        crisis_risk = max(float(row.crisis_risk), routes.crisis_floor) if topics else float(row.crisis_risk)
-        crisis = crisis_risk >= model.thresholds["crisis"]
-        actionable = bool(row.actionable) or crisis
-        tier = 1 if crisis else (row.priority_tier if actionable else None)
-        tier_probs = ({"1": float(row.tier1_prob), "2": float(row.tier2_prob)} if row.tier1_prob is not None
-                      else None)
-        if actionable and tier_probs is None:  # a watch-list crisis on a message the heads called noise
-            tier_probs = {"1": 1.0, "2": 0.0}
-        result = {"message_id": msg.message_id, "actionable": actionable,
-                  "actionable_prob": float(row.actionable_prob), "priority_tier": tier, "tier_probs": tier_probs,
-                  "crisis_risk": crisis_risk, "crisis": crisis}
-        result["route"] = routes.route(actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
-                                       author=msg.author, channel=msg.channel, brand=msg.brand,
-                                       is_private=msg.is_private).to_dict()
+        decided, topics = escalate(row._asdict(), msg, routes, threshold)
+        result = {"message_id": msg.message_id, **decided}
         result["explanation"] = loaded.explainer.explain(msg.text, emb, result, topics)
         results.append(result)
     return results, embeddings

@@ -6,16 +6,23 @@ implementation to drift from the service.
 
 Each Python worker loads the model once. Give each worker as many encoder threads as cores it owns
 (``TRIAGE_TORCH_THREADS`` in the executor environment), or the workers on one executor fight over cores.
-The watch-list floor on ``crisis_risk`` belongs to the service's escalation map, not to the model, so it
-is not applied here; everything else equals what ``/v1/score`` answers.
+The escalation map (read once on the driver and shipped with the job) is applied as the service applies it
+(``scoring.escalate``): the watch-list floor on ``crisis_risk``, crises made actionable tier 1, and the
+route from the message's author, channel, brand and is_private where the DataFrame has those columns.
+Everything but the explanation equals what ``/v1/score`` answers.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd  # at module level: pandas_udf reads the type hints of the function it wraps
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from triage_ml.settings import Settings
 
@@ -23,9 +30,16 @@ if TYPE_CHECKING:
 # and noise has no tier. It comes out as a nullable long.
 RESULT_TYPE = ("actionable boolean, actionable_prob double, priority_tier double, tier1_prob double, "
                "tier2_prob double, crisis_risk double, crisis boolean")
-_NULLABLE = {"priority_tier": "long", "tier1_prob": "double", "tier2_prob": "double"}
+# After the escalation map: the API's fields, with tier_probs and route flattened as in score-batch.
+ESCALATED_TYPE = ("actionable boolean, actionable_prob double, priority_tier long, tier1_prob double, "
+                  "tier2_prob double, crisis_risk double, crisis boolean, route_action string, route_team string, "
+                  "route_rule string, sensitive_topics array<string>")
 OUTPUT_COLUMNS = ("actionable", "actionable_prob", "priority_tier", "tier1_prob", "tier2_prob", "crisis_risk",
-                  "crisis", "model_version")
+                  "crisis", "route_action", "route_team", "route_rule", "sensitive_topics", "model_version")
+_ESCALATED_NAMES = [field.split()[0] for field in ESCALATED_TYPE.split(", ")]
+_MODEL_FIELDS = ("actionable", "actionable_prob", "priority_tier", "tier1_prob", "tier2_prob", "crisis_risk",
+                 "crisis")
+CONTEXT_COLUMNS = ("author", "channel", "brand", "is_private")  # what routing rules read, where present
 
 
 def resolve(model_uri: str | None, settings: Settings | None = None) -> tuple[str, str]:
@@ -47,25 +61,71 @@ def resolve(model_uri: str | None, settings: Settings | None = None) -> tuple[st
     return uri, uri
 
 
+def crisis_threshold(uri: str) -> float:
+    """The registered model's crisis threshold, read from its metadata file alone (no weights)."""
+    import mlflow
+
+    from triage_ml.model.pyfunc import ARTIFACT_KEY
+    from triage_ml.model.triage_model import META_FILE
+
+    meta = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/artifacts/{ARTIFACT_KEY}/{META_FILE}")
+    return float(json.loads(Path(meta).read_text())["thresholds"]["crisis"])
+
+
+def _escalator(spec: dict[str, Any], threshold: float):
+    """A pandas UDF body: prediction + context rows in, the API's decision fields out (ESCALATED_TYPE)."""
+
+    def escalate_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from triage_ml.routing import EscalationMap, RoutingMap
+        from triage_ml.scoring import Message, escalate
+
+        routes = EscalationMap(RoutingMap.model_validate(spec))  # once per task, not per batch
+        for batch in batches:
+            rows = []
+            for row in batch.to_dict("records"):
+                row["text"] = row["text"] or ""  # a null text is scored as empty, as the model's UDF does
+                context = {c: (None if pd.isna(row.get(c)) else row.get(c)) for c in CONTEXT_COLUMNS}
+                message = Message(text=row["text"], author=context["author"], channel=context["channel"],
+                                  brand=context["brand"],
+                                  is_private=None if context["is_private"] is None else bool(context["is_private"]))
+                decided, topics = escalate(row, message, routes, threshold)
+                probs, route = decided.pop("tier_probs"), decided.pop("route")
+                rows.append({**decided, "tier1_prob": probs and probs["1"], "tier2_prob": probs and probs["2"],
+                             "route_action": route["action"], "route_team": route["team"],
+                             "route_rule": route["rule"], "sensitive_topics": topics})
+            out = pd.DataFrame(rows, columns=_ESCALATED_NAMES)
+            yield out.astype({"priority_tier": "Int64"})
+
+    return escalate_batches
+
+
 def score(df: DataFrame, text_col: str = "text", model_uri: str | None = None, *, env_manager: str = "local",
-          settings: Settings | None = None) -> DataFrame:
+          settings: Settings | None = None, routing: str | Path | None = None) -> DataFrame:
     """``df`` with the prediction columns (OUTPUT_COLUMNS) added; rows keep their order and other columns.
-    ``settings``: where the registry is (default: the environment's)."""
+    ``settings``: where the registry is (default: the environment's); ``routing``: the escalation map
+    (default: the settings' ``routing_path``)."""
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
+    from triage_ml.routing import EscalationMap
+    from triage_ml.settings import get_settings
+
+    settings = settings or get_settings()
+    routes = EscalationMap.from_yaml(routing or settings.routing_path)  # a bad map fails here, on the driver
     uri, version = resolve(model_uri, settings)
     udf = mlflow.pyfunc.spark_udf(df.sparkSession, uri, result_type=RESULT_TYPE, env_manager=env_manager)
-    scored = df.withColumn("__triage", udf(F.struct(F.col(text_col).cast("string").alias("text"))))
-
-    def column(name: str) -> Column:
-        value = F.col(f"__triage.{name}")
-        if name in _NULLABLE:  # noise: no tier, no tier probabilities (null, not NaN)
-            value = F.when(F.isnan(value), F.lit(None)).otherwise(value).cast(_NULLABLE[name])
-        return value.alias(name)
-
-    return (scored.select("*", *[column(c) for c in OUTPUT_COLUMNS[:-1]])
-            .drop("__triage").withColumn("model_version", F.lit(version)))
+    escalate = F.pandas_udf(_escalator(routes.spec.model_dump(), crisis_threshold(uri)), ESCALATED_TYPE)
+    text = F.col(text_col).cast("string").alias("text")
+    context = [(F.col(c) if c in df.columns else F.lit(None)).cast("boolean" if c == "is_private" else "string")
+               .alias(c) for c in CONTEXT_COLUMNS]
+    # The model's struct is a column of its own first, so that the model runs once per row, not once per
+    # field read from it. Its priority_tier is a double (NaN for noise); escalate reads NaN as no tier.
+    scored = df.withColumn("__model", udf(F.struct(text)))
+    decided = escalate(F.struct(text, *[F.col(f"__model.{c}").alias(c) for c in _MODEL_FIELDS], *context))
+    return (scored.withColumn("__triage", decided)
+            .select(*[F.col(f"`{c}`") for c in df.columns], *[F.col(f"__triage.{c}").alias(c)
+                                                              for c in OUTPUT_COLUMNS[:-1]])
+            .withColumn("model_version", F.lit(version)))
 
 
 def score_parquet(spark: SparkSession, source: str, output: str, *, text_col: str = "text",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +22,14 @@ def spark(trained_store):
     settings, _ = trained_store
     from pyspark.sql import SparkSession
 
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    # the Python workers load the pyfunc and read the same settings as the driver
-    os.environ["TRIAGE_MLRUNS_DIR"] = str(settings.mlruns_dir)
-    session = (SparkSession.builder.master("local[2]").appName("triage-ml tests")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
-    yield session
-    session.stop()
+    with pytest.MonkeyPatch.context() as env:  # put back for the modules after this one
+        env.setenv("PYSPARK_PYTHON", sys.executable)
+        # the Python workers load the pyfunc and read the same settings as the driver
+        env.setenv("TRIAGE_MLRUNS_DIR", str(settings.mlruns_dir))
+        session = (SparkSession.builder.master("local[2]").appName("triage-ml tests")
+                   .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
+        yield session
+        session.stop()
 
 
 def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path):
@@ -36,29 +38,51 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
 
     settings, outcome = trained_store
     sample = seed.iloc[::8][["message_id", "text", "brand"]].reset_index(drop=True)  # 194 messages
+    sample["author"] = None
+    # the escalation map must act as in the service: a blocked author, and watch-list topics on messages
+    # the heads call noise (the floor makes them crises) and on ordinary ones
+    sample.loc[0, "author"] = "@spammy"
+    extra = pd.DataFrame({"message_id": ["w1", "w2", "w3"], "brand": [None, "Munchly", None],
+                          "author": [None, None, "spammy"],
+                          "text": ["lol my lawyer would love this meme", "my son is in A&E after your nuggets",
+                                   "sue me, best coffee in town"]})
+    sample = pd.concat([sample, extra], ignore_index=True)
+    routing = tmp_path / "spark-routing.yaml"
+    routing.write_text(Path("serving/routing.yaml").read_text().replace("block: []", "block: ['@spammy']"))
+
     scored = score(spark.createDataFrame(sample), model_uri=f"models:/triage-ml/{outcome.version}",
-                   settings=settings).toPandas()
-    assert list(scored.columns) == ["message_id", "text", "brand", *OUTPUT_COLUMNS]
+                   settings=settings, routing=routing).toPandas()
+    assert list(scored.columns) == ["message_id", "text", "brand", "author", *OUTPUT_COLUMNS]
     assert list(scored["message_id"]) == list(sample["message_id"])
     assert set(scored["model_version"]) == {outcome.version}
 
-    service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0").start()
+    service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0")
+    shutil.copy(routing, service.routing)
+    service.start()
     try:
+        fields = sample[["text", "brand", "author"]].astype(object)
+        messages = [{k: v for k, v in m.items() if v is not None}
+                    for m in fields.where(fields.notna(), None).to_dict("records")]
         with service.client("scorer") as c:
-            api = c.post("/v1/score", json={"messages": [{"text": t} for t in sample["text"]]}).json()["results"]
+            api = c.post("/v1/score", json={"messages": messages}).json()["results"]
     finally:
         service.stop()
-    routes = EscalationMap.from_yaml(service.routing)
-    compared = 0
-    for row, answer, text in zip(scored.itertuples(), api, sample["text"], strict=True):
-        if routes.topics_in(text):  # the service's watch list lifts crisis_risk; the model alone does not
-            continue
-        compared += 1
+    routes = EscalationMap.from_yaml(routing)
+    for row, answer in zip(scored.itertuples(), api, strict=True):
         assert (bool(row.actionable), bool(row.crisis)) == (answer["actionable"], answer["crisis"])
         assert (None if pd.isna(row.priority_tier) else int(row.priority_tier)) == answer["priority_tier"]
         assert row.actionable_prob == pytest.approx(answer["actionable_prob"], abs=1e-5)
         assert row.crisis_risk == pytest.approx(answer["crisis_risk"], abs=1e-5)
-    assert compared >= 0.9 * len(sample)
+        tier1 = None if pd.isna(row.tier1_prob) else row.tier1_prob
+        assert tier1 == (None if answer["tier_probs"] is None else pytest.approx(answer["tier_probs"]["1"], abs=1e-5))
+        team = None if pd.isna(row.route_team) else row.route_team
+        assert (row.route_action, team, row.route_rule) == tuple(answer["route"].values())
+        assert list(row.sensitive_topics) == routes.topics_in(row.text) == answer["explanation"]["topics"]
+    by_id = scored.set_index("message_id")
+    assert by_id.loc[sample.loc[0, "message_id"], "route_action"] == "block"
+    assert by_id.loc["w1", "crisis_risk"] >= routes.crisis_floor and by_id.loc["w1", "route_team"] == "pr"
+    assert by_id.loc["w2", "crisis_risk"] >= routes.crisis_floor
+    assert by_id.loc["w3", "route_action"] == "block"
 
 
 def test_spark_score_command_on_parquet(spark, trained_store, seed, tmp_path):

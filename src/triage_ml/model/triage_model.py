@@ -22,7 +22,7 @@ from triage_ml.model.compiled import CompiledHeads
 from triage_ml.model.recalibration import Platt
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
-_META = "triage_model.json"
+META_FILE = "triage_model.json"
 _HEADS = "heads.joblib"
 _ENCODER = "encoder"
 _SIMILARITY = "similarity_encoder"
@@ -157,7 +157,7 @@ class TriageModel:
         meta = {"taxonomy_version": self.taxonomy_version, "thresholds": self.thresholds,
                 "recalibration": {h: platt.to_list() for h, platt in self.recalibration.items()},
                 "encoder_fingerprint": self.encoder.fingerprint, "metadata": self.metadata}
-        (path / _META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         if self.exemplars is not None and self.exemplar_vectors is not None:
             self.exemplars.to_parquet(path / _EXEMPLARS, index=False)
             np.save(path / _EXEMPLAR_VECTORS, self.exemplar_vectors.astype(np.float32))
@@ -167,7 +167,7 @@ class TriageModel:
     def load(cls, path: str | Path, *, batch_size: int = 64, threads: int | None = None,
              backend: str = "auto") -> TriageModel:
         path = Path(path)
-        meta = json.loads((path / _META).read_text())
+        meta = json.loads((path / META_FILE).read_text())
         encoder = Encoder(path / _ENCODER, batch_size=batch_size, threads=threads, backend=backend)
         exemplars = vectors = None
         if (path / _EXEMPLARS).is_file():
