@@ -100,7 +100,7 @@ class ServiceState:
             raise ModelNotFoundError("no model loaded")
         self.metrics.batch_size.observe(len(messages))
         results, embeddings = score_with_embeddings(loaded, routes, messages)
-        keep = [i for i, r in enumerate(results) if r["actionable"]]
+        keep = [i for i, r in enumerate(results) if r["actionable"]] if self.settings.spike_alerts else []
         if keep:
             try:
                 self._watch.put_nowait((loaded, [messages[i] for i in keep], [results[i] for i in keep],

@@ -142,11 +142,8 @@ def label_studio(tmp_path_factory):
     import secrets
     import signal
     import subprocess
-    import time
 
-    import httpx
-
-    from tests.integration.service_fixtures import free_port
+    from tests.integration.service_fixtures import free_port, wait_until_up
 
     if not LABEL_STUDIO_BIN.is_file():
         message = f"Label Studio not installed at {LABEL_STUDIO_BIN}; `make test` installs it"
@@ -166,19 +163,8 @@ def label_studio(tmp_path_factory):
                                  "--user-token", token], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"Label Studio exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"Label Studio not up in 240 s: {log.read_text()[-2000:]}")
-            time.sleep(1)
+        wait_until_up(proc, f"{url}/health", log, timeout=240, interval=1)
         yield LabelStudioServer(url, email, token, log)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -16,9 +16,10 @@ AnyRole = Annotated[str, Depends(require("scorer", "agent", "lead"))]
 @router.get("/alerts", responses={401: {"description": "missing or invalid X-API-Key"}})
 async def alerts(state: StateDep, _: AnyRole) -> dict[str, Any]:
     """Spikes active now: many similar actionable messages, or a pile-up of crisis risk, for one brand in the
-    rolling window, against that brand's usual level. ``as_of`` is the newest message time seen."""
+    rolling window, against that brand's usual level. ``as_of`` is the newest message time seen; ``enabled``
+    is false when the service runs with TRIAGE_SPIKE_ALERTS=false (nothing is watched)."""
     config = state.spikes.config
     clock = state.spikes.clock
-    return {"alerts": state.spikes.active(),
+    return {"enabled": state.settings.spike_alerts, "alerts": state.spikes.active(),
             "as_of": datetime.fromtimestamp(clock, UTC).isoformat(timespec="seconds") if clock else None,
             "window_seconds": config.window_seconds, "similarity": config.similarity}

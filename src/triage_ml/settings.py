@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     shadow_alias: str | None = Field(None, description=(
         "also score every batch with the model under this alias (e.g. challenger), off the response path, "
         "and count and record where it disagrees; responses never change"))
+    spike_alerts: bool = Field(True, description="watch actionable traffic for spikes (GET /v1/alerts); off "
+                               "saves the similarity encoding of every actionable message")
     spike_window_seconds: float = Field(900.0, gt=0, description="spike alerts: the rolling window per brand")
     spike_similarity: float = Field(0.7, gt=0, lt=1, description="spike alerts: cosine at which two messages "
                                     "count as the same problem")

@@ -1,4 +1,5 @@
-"""Start the real service (`triage-ml serve`, uvicorn) on a free loopback port against a real MLflow store."""
+"""Start the real service (`triage-ml serve`, uvicorn) on a free loopback port against a real MLflow store;
+``free_port`` and ``wait_until_up`` serve the other real servers the tests start (Label Studio, the peer)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_up(proc: subprocess.Popen, url: str, log: Path, *, timeout: float, interval: float = 0.5) -> None:
+    """Poll ``url`` until it answers 200. RuntimeError with the tail of ``log`` if ``proc`` exits first or
+    ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s: {log.read_text()[-2000:]}")
+
+
 class RunningService:
     def __init__(self, settings, workdir: Path, **env: str) -> None:
         self.routing = workdir / "routing.yaml"
@@ -41,18 +58,12 @@ class RunningService:
         with self.log.open("w") as out:
             self.proc = subprocess.Popen([cli, "serve", "--port", str(self.port)], env=self.env, stdout=out,
                                          stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}{wait_for}", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"service not ready in {timeout} s: {self.log.read_text()[-2000:]}")
+        try:
+            wait_until_up(self.proc, f"{self.url}{wait_for}", self.log, timeout=timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,15 +1,14 @@
 """The registered model served by `mlflow models serve`, unchanged, returns all three predictions."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.integration.service_fixtures import free_port, wait_until_up
 from triage_ml.model.pyfunc import load_registered
 from triage_ml.pipeline.tracking import configure_mlflow
 
@@ -19,12 +18,6 @@ TEXTS = ["@SkyLarkAir my flight was cancelled and I'm stuck at the airport with 
          "RT + follow @TravelDeals to win 2 tickets!! #giveaway",
          "@Munchly the chicken was raw and my whole family is in A&E with food poisoning",
          "shout out to the crew on SL118, lovely flight"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +35,8 @@ def mlflow_server(trained_store, tmp_path_factory):
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow models serve exited with {proc.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
-        else:
-            pytest.fail("mlflow models serve did not answer /ping within 180 s")
+        wait_until_up(proc, f"{url}/ping", Path(log.name), timeout=180, interval=1)
         yield url
     finally:
         proc.terminate()

@@ -109,6 +109,7 @@ def test_a_replayed_outage_raises_a_spike_alert_and_normal_traffic_does_not(serv
             t += timedelta(seconds=24)
             c.post("/v1/score", json={"messages": [{"text": text, "brand": "Nordtel", "created_at": t.isoformat()}]})
     now = wait_for(service, t)
+    assert now["enabled"] is True
     cluster = [a for a in now["alerts"] if a["kind"] == "cluster"]
     assert cluster and cluster[0]["brand"] == "Nordtel" and cluster[0]["value"] >= 6
     assert all(e["text"] in BURST for e in cluster[0]["examples"])
@@ -138,7 +139,7 @@ def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, se
     client.set_registered_model_alias(settings.registered_model_name, "shadow-candidate", shadow_version)
 
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0",
-                             TRIAGE_SHADOW_ALIAS="shadow-candidate").start()
+                             TRIAGE_SHADOW_ALIAS="shadow-candidate", TRIAGE_SPIKE_ALERTS="false").start()
     try:
         texts = seed["text"].iloc[::37].tolist()[:30]
         with service.client("scorer") as c:
@@ -154,6 +155,8 @@ def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, se
                 break
             time.sleep(0.5)
         assert "triage_shadow_scored_total 30.0" in metrics, "the shadow model did not score the batch"
+        watched = alerts(service)  # spike alerts were switched off: nothing was watched
+        assert watched["enabled"] is False and watched["as_of"] is None and watched["alerts"] == []
     finally:
         service.stop()
 
