@@ -15,7 +15,7 @@ Everything but the explanation equals what ``/v1/score`` answers.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ def crisis_threshold(uri: str) -> float:
     return float(json.loads(Path(meta).read_text())["thresholds"]["crisis"])
 
 
-def _escalator(spec: dict[str, Any], threshold: float):
+def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """A pandas UDF body: prediction + context rows in, the API's decision fields out (ESCALATED_TYPE)."""
 
     def escalate_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
