@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-
-from triage_ml.errors import TriageError
-
-if TYPE_CHECKING:
-
-    pass
 
 from triage_ml.cli.common import (
     DEFAULT_CONFIG,
@@ -23,6 +17,7 @@ from triage_ml.cli.common import (
     settings_from_env,
     store_table,
 )
+from triage_ml.errors import TriageError
 
 
 @data_app.command("validate")

@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from triage_ml.errors import TriageError
-
-if TYPE_CHECKING:
-
-    pass
-
 from triage_ml.cli.common import model_with_oof, report_app, settings_from_env
+from triage_ml.errors import TriageError
 
 
 def _since(text: str) -> datetime:

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
+from triage_ml.cli.common import model_with_oof, review_app, settings_from_env
 
+if TYPE_CHECKING:
     from triage_ml.review.client import LabelStudio
     from triage_ml.settings import Settings
     from triage_ml.store.db import Store
-
-from triage_ml.cli.common import model_with_oof, review_app, settings_from_env
 
 
 def _review_context() -> tuple[Settings, Store, LabelStudio]:

@@ -5,17 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from triage_ml.errors import TriageError
-
-if TYPE_CHECKING:
-
-    pass
-
 from triage_ml.cli.common import app, model_with_oof, settings_from_env
+from triage_ml.errors import TriageError
 
 
 @app.command("score-batch")

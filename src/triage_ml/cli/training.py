@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from triage_ml.errors import TriageError
-
-if TYPE_CHECKING:
-
-    pass
-
 from triage_ml.cli.common import DEFAULT_CONFIG, DEFAULT_SEED, app, export_store, model_app, settings_from_env
+from triage_ml.errors import TriageError
 
 
 @app.command("train")
