@@ -4,8 +4,11 @@
 2. the service (`triage-ml serve`, uvicorn, 1 worker): batches of 32, and single messages at 1 and 16 clients;
 3. `mlflow models serve` of the same registered model under the same load: the peer.
 
-Prints a table and one JSON line with msgs/s, p50/p99 latency and the ratios service/raw, service/peer.
-Needs a registered champion (`make run` or `triage-ml train`). Usage: .venv/bin/python benchmarks/serving.py
+Both servers run side by side and the three are measured in alternation, ``--rounds`` times (default 3),
+so that a slow minute on a noisy machine hits all three alike. Prints each round, then the medians over
+rounds and the ratios service/raw and service/peer (each the median of the per-round ratios), and one JSON
+line. Needs a registered champion (`make run` or `triage-ml train`).
+Usage: .venv/bin/python benchmarks/serving.py [--rounds 3] [--backend auto]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,17 +79,29 @@ def run_load(post: Callable[[list[str]], None], texts: list[str], *, batch: int,
             "p99_ms": round(percentile(latencies, 99) * 1000, 1)}
 
 
-def measure(post: Callable[[list[str]], None], texts: list[str]) -> dict:
-    post(texts[:32])  # warm-up
-    return {"batch32": run_load(post, texts, batch=32, clients=1),
-            "single_1": run_load(post, texts, batch=1, clients=1),
-            "single_16": run_load(post, texts, batch=1, clients=16)}
+LOADS = {"batch32": (32, 1), "single_1": (1, 1), "single_16": (1, 16)}  # name: (messages per request, clients)
+
+
+def start_server(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen:
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(ready_url, proc)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/public/xci_complaints.csv")
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; figures are medians over them")
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
                         help="encoder backend for all three (TRIAGE_ENCODER_BACKEND for the servers)")
     args = parser.parse_args()
@@ -93,70 +109,76 @@ def main() -> None:
     connect_mlflow(settings)
     texts = pd.read_csv(args.data)["tweet"].astype(str).head(args.n).tolist()
     uri = settings.model_uri()
-
-    model = load_registered(uri, backend=args.backend)
-    model.predict_frame(texts[:32])
-    start = time.perf_counter()
-    for i in range(0, len(texts), 32):
-        model.predict_frame(texts[i:i + 32])
-    raw = {"msgs_per_s": round(len(texts) / (time.perf_counter() - start), 1)}
-    del model
-
+    store = settings.resolved_tracking_uri()
     env = {**os.environ, "TRIAGE_API_KEYS": f"scorer:{KEY}", "TRIAGE_MODEL_POLL_SECONDS": "0",
            "TRIAGE_MAX_BATCH": "256", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri(), "HF_HUB_OFFLINE": "1",
-           "TRIAGE_ENCODER_BACKEND": args.backend}
-    results = {"raw": raw}
+           "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": settings.registry_uri or store,
+           "HF_HUB_OFFLINE": "1", "TRIAGE_ENCODER_BACKEND": args.backend}
+
+    model = load_registered(uri, backend=args.backend)
+
+    def raw(chunk: list[str]) -> None:
+        model.predict_frame(chunk)
+
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        with open(Path(tmp) / "service.log", "w") as log:
-            proc = subprocess.Popen([str(BIN / "triage-ml"), "serve", "--port", str(port)], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+        service_port, peer_port = free_port(), free_port()
+        procs = [start_server([str(BIN / "triage-ml"), "serve", "--port", str(service_port)], env,
+                              Path(tmp) / "service.log", f"http://127.0.0.1:{service_port}/readyz")]
         try:
-            wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, timeout=120,
-                                  limits=httpx.Limits(max_connections=32))
+            procs.append(start_server([str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
+                                       "-h", "127.0.0.1", "-p", str(peer_port), "-w", "1"], env,
+                                      Path(tmp) / "peer.log", f"http://127.0.0.1:{peer_port}/ping"))
+            limits = httpx.Limits(max_connections=32)
+            service = httpx.Client(base_url=f"http://127.0.0.1:{service_port}", headers={"X-API-Key": KEY},
+                                   timeout=120, limits=limits)
+            peer = httpx.Client(base_url=f"http://127.0.0.1:{peer_port}", timeout=120, limits=limits)
 
             def post_service(chunk: list[str]) -> None:
-                r = client.post("/v1/score", json={"messages": [{"text": t} for t in chunk]})
-                r.raise_for_status()
-
-            results["service"] = measure(post_service, texts)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-        port = free_port()
-        with open(Path(tmp) / "peer.log", "w") as log:
-            proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
-                                     "-h", "127.0.0.1", "-p", str(port), "-w", "1"], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/ping", proc)
-            peer = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                                limits=httpx.Limits(max_connections=32))
+                service.post("/v1/score", json={"messages": [{"text": t} for t in chunk]}).raise_for_status()
 
             def post_peer(chunk: list[str]) -> None:
-                r = peer.post("/invocations", json={"dataframe_split": {"columns": ["text"],
-                                                                        "data": [[t] for t in chunk]}})
-                r.raise_for_status()
+                peer.post("/invocations", json={"dataframe_split": {"columns": ["text"],
+                                                                    "data": [[t] for t in chunk]}}).raise_for_status()
 
-            results["peer"] = measure(post_peer, texts)
+            for post in (raw, post_service, post_peer):
+                post(texts[:32])  # warm-up
+            rounds = []
+            for r in range(args.rounds):
+                one = {"raw": run_load(raw, texts, batch=32, clients=1)["msgs_per_s"], "service": {}, "peer": {}}
+                for load, (batch, clients) in LOADS.items():
+                    one["service"][load] = run_load(post_service, texts, batch=batch, clients=clients)
+                    one["peer"][load] = run_load(post_peer, texts, batch=batch, clients=clients)
+                rounds.append(one)
+                print(f"round {r + 1}: raw {one['raw']} msgs/s; " + "; ".join(
+                    f"{who} {load} {one[who][load]['msgs_per_s']}" for load in LOADS for who in ("service", "peer")),
+                    flush=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=30)
 
-    svc, peer = results["service"], results["peer"]
+    results: dict = {"raw": {"msgs_per_s": median([r["raw"] for r in rounds])}}
+    for who in ("service", "peer"):
+        results[who] = {load: {k: median([r[who][load][k] for r in rounds]) for k in ("msgs_per_s", "p50_ms", "p99_ms")}
+                        for load in LOADS}
+
+    def ratio(top: Callable[[dict], float], bottom: Callable[[dict], float]) -> float:
+        return median([top(r) / bottom(r) for r in rounds])
+
     results["ratios"] = {
-        "service_batch32_over_raw": round(svc["batch32"]["msgs_per_s"] / raw["msgs_per_s"], 2),
-        "service_over_peer_batch32": round(svc["batch32"]["msgs_per_s"] / peer["batch32"]["msgs_per_s"], 2),
-        "service_over_peer_single_16": round(svc["single_16"]["msgs_per_s"] / peer["single_16"]["msgs_per_s"], 2),
+        "service_batch32_over_raw": ratio(lambda r: r["service"]["batch32"]["msgs_per_s"], lambda r: r["raw"]),
+        "service_over_peer_batch32": ratio(lambda r: r["service"]["batch32"]["msgs_per_s"],
+                                           lambda r: r["peer"]["batch32"]["msgs_per_s"]),
+        "service_over_peer_single_16": ratio(lambda r: r["service"]["single_16"]["msgs_per_s"],
+                                             lambda r: r["peer"]["single_16"]["msgs_per_s"]),
     }
-    results.update(n_messages=len(texts), model=uri, backend=args.backend, cpus=os.cpu_count())
-    print(f"encoder backend: {args.backend}; raw in-process: {raw['msgs_per_s']} msgs/s")
+    results.update(rounds=rounds, n_messages=len(texts), model=uri, backend=args.backend, cpus=os.cpu_count())
+    print(f"medians over {args.rounds} rounds; encoder backend: {args.backend}; "
+          f"raw in-process: {results['raw']['msgs_per_s']} msgs/s")
     for name in ("service", "peer"):
         for load, r in results[name].items():
             print(f"{name:<8} {load:<10} {r['msgs_per_s']:>7} msgs/s  p50 {r['p50_ms']:>7} ms  p99 {r['p99_ms']:>7} ms")
+    print("ratios (median of per-round ratios):", results["ratios"])
     print(json.dumps(results))
 
 
