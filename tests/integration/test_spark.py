@@ -40,7 +40,7 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
     sample = seed.iloc[::8][["message_id", "text", "brand"]].reset_index(drop=True)  # 194 messages
     sample["author"] = None
     # the escalation map must act as in the service: a blocked author, and watch-list topics on messages
-    # the heads call noise (the floor makes them crises) and on ordinary ones
+    # the heads call noise (the floor lifts their crisis risk) and on ordinary ones
     sample.loc[0, "author"] = "@spammy"
     extra = pd.DataFrame({"message_id": ["w1", "w2", "w3"], "brand": [None, "Munchly", None],
                           "author": [None, None, "spammy"],
