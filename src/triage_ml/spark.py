@@ -107,9 +107,13 @@ def score(df: DataFrame, text_col: str = "text", model_uri: str | None = None, *
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
+    from triage_ml.errors import DataValidationError
     from triage_ml.routing import EscalationMap
     from triage_ml.settings import get_settings
 
+    if text_col not in df.columns:
+        raise DataValidationError(f"no such column among {', '.join(df.columns)}; name the text column "
+                                  "(text_col, --text-col)", column=text_col)
     settings = settings or get_settings()
     routes = EscalationMap.from_yaml(routing or settings.routing_path)  # a bad map fails here, on the driver
     uri, version = resolve(model_uri, settings)
@@ -130,8 +134,19 @@ def score(df: DataFrame, text_col: str = "text", model_uri: str | None = None, *
 
 def score_parquet(spark: SparkSession, source: str, output: str, *, text_col: str = "text",
                   model_uri: str | None = None, overwrite: bool = False) -> int:
-    """Score a Parquet file or directory into a Parquet directory; returns the rows written."""
-    score(spark.read.parquet(source), text_col=text_col, model_uri=model_uri) \
+    """Score a Parquet file or directory into a Parquet directory; returns the rows written. Bad input (no
+    such source, no text column, an output that exists) raises DataValidationError naming the fix."""
+    from pyspark.errors import AnalysisException
+
+    from triage_ml.errors import DataValidationError
+
+    if "://" not in output and Path(output).exists() and not overwrite:
+        raise DataValidationError("exists; pass --overwrite to replace it", source=output)
+    try:
+        df = spark.read.parquet(source)
+    except AnalysisException as exc:
+        raise DataValidationError(f"cannot read it as Parquet ({str(exc).splitlines()[0]})", source=source) from None
+    score(df, text_col=text_col, model_uri=model_uri) \
         .write.mode("overwrite" if overwrite else "errorifexists").parquet(output)
     return spark.read.parquet(output).count()
 
@@ -139,8 +154,11 @@ def score_parquet(spark: SparkSession, source: str, output: str, *, text_col: st
 def main(argv: list[str] | None = None) -> None:
     """The spark-submit entry point: ``spark-submit .../triage_ml/spark.py INPUT OUTPUT [--model URI]``."""
     import argparse
+    import sys
 
     from pyspark.sql import SparkSession
+
+    from triage_ml.errors import TriageError
 
     parser = argparse.ArgumentParser(description="Score Parquet messages with the registered triage-ml model.")
     parser.add_argument("input")
@@ -153,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         n = score_parquet(spark, args.input, args.output, text_col=args.text_col, model_uri=args.model,
                           overwrite=args.overwrite)
+    except TriageError as exc:  # bad input: one line and status 2, as from `triage-ml spark-score`
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     finally:
         spark.stop()
     print(f"scored {n} messages into {args.output}")

@@ -97,3 +97,11 @@ def test_spark_score_command_on_parquet(spark, trained_store, seed, tmp_path):
     assert "scored 60 messages" in run.stdout
     out = pd.read_parquet(tmp_path / "out")
     assert len(out) == 60 and set(out["model_version"]) == {outcome.version} and out["actionable"].notna().all()
+    # the same command on bad input: one line naming the fix, exit status 2, no traceback
+    for args, needle in [((str(source), str(tmp_path / "out")), "--overwrite"),
+                         ((str(source), str(tmp_path / "out2"), "--text-col", "body"), "--text-col"),
+                         ((str(tmp_path / "nowhere"), str(tmp_path / "out3")), "cannot read it as Parquet")]:
+        bad = subprocess.run([CLI, "spark-score", *args, "--master", "local[2]"], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert bad.returncode == 2, bad.stderr[-2000:]
+        assert needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr[-2000:]
