@@ -78,7 +78,8 @@ class ServiceState:
         except StoreUnavailableError as exc:  # scoring works without it; feedback answers 503 until it is back
             log.error("%s; feedback and disputes answer 503 until it is reachable", exc)
         await self.reload_model(force=True)
-        self._watcher.start()
+        if self.settings.spike_alerts:  # off: nothing is queued for it, so it is not started
+            self._watcher.start()
         self.batcher.start()
         self._poller = asyncio.create_task(self._poll(), name="reload-poller")
 
