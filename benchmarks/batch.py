@@ -1,4 +1,4 @@
-"""Batch scoring speed, in one run, on the same real tweets (../shared/data/public/xci_complaints.csv):
+"""Batch scoring speed, in one run, on the same real tweets (data/public/xci_complaints.csv):
 
 1. `triage-ml score-batch` (CSV in, Parquet out, the API's fields);
 2. Spark `local[2]` through the registered pyfunc (`triage_ml.spark.score`);
@@ -92,7 +92,7 @@ def api(texts: list[str], env: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/public/xci_complaints.csv")
+    parser.add_argument("--data", default="data/public/xci_complaints.csv")
     parser.add_argument("--n", type=int, default=3448)
     args = parser.parse_args()
     settings = Settings()

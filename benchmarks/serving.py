@@ -1,4 +1,4 @@
-"""Serving speed, in one run, on the same 2,000 real tweets (../shared/data/public/xci_complaints.csv):
+"""Serving speed, in one run, on the same 2,000 real tweets (data/public/xci_complaints.csv):
 
 1. raw in-process pipeline (encode + heads) of the registered model: the ceiling;
 2. the service (`triage-ml serve`, uvicorn, 1 worker): batches of 32, and single messages at 1 and 16 clients;
@@ -99,7 +99,7 @@ def median(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/public/xci_complaints.csv")
+    parser.add_argument("--data", default="data/public/xci_complaints.csv")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; figures are medians over them")
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],

@@ -1,4 +1,4 @@
-"""Complaints benchmark (../shared/data/public/xci_complaints.csv): prints one JSON line.
+"""Complaints benchmark (data/public/xci_complaints.csv): prints one JSON line.
 
 Usage: .venv/bin/python benchmarks/xci.py [PATH] [--folds 10] [--config training/configs/default.yaml]
 It is `triage-ml benchmark xci`, the same training code as the product.

@@ -40,6 +40,13 @@ class Explanation(BaseModel):
     similar: list[SimilarExample]
 
 
+class CrisisKindOut(BaseModel):
+    kind: str = Field(description="the likeliest crisis kind (docs/taxonomy.md): safety, legal, abuse, fraud, media, "
+                      "mass or selfharm")
+    probability: float | None = Field(description="the kind head's probability; null when a watch-list topic, "
+                                      "not the model, made the message a crisis")
+
+
 class ScoreResult(BaseModel):
     message_id: str | None
     actionable: bool
@@ -48,6 +55,7 @@ class ScoreResult(BaseModel):
     tier_probs: dict[str, float] | None
     crisis_risk: float
     crisis: bool
+    crisis_kind: CrisisKindOut | None = Field(description="for crises: which kind, and how sure; null otherwise")
     route: RouteOut
     explanation: Explanation
     model_version: str

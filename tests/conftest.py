@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "data" / "seed" / "messages.csv"
-XCI = ROOT.parent / "shared" / "data" / "public" / "xci_complaints.csv"
+XCI = ROOT / "data" / "public" / "xci_complaints.csv"
 CACHE_DIR = ROOT / ".cache" / "tests"
 
 

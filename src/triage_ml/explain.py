@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from triage_ml.model.triage_model import TriageModel
+from triage_ml.taxonomy import CRISIS_KIND_NAMES
 
 _WORD = "word__"
 
@@ -117,15 +118,23 @@ class Explainer:
         positive = {"crisis": True, "actionable": prediction["actionable"],
                     "priority_tier": prediction["priority_tier"] == 1}[head]
         terms = self.top_terms(head, text, towards_positive=positive)
-        verdict = {"crisis": "crisis risk", "actionable": "noise",
+        verdict = {"crisis": crisis_verdict(prediction.get("crisis_kind")), "actionable": "noise",
                    "priority_tier": f"tier {prediction['priority_tier']}"}[head]
-        summary = f"{verdict} ({head} p={prob:.2f}, threshold {self.model.thresholds[head]:.2f})"
+        kind = prediction.get("crisis_kind") if head == "crisis" else None
+        kind_note = "" if not kind else ("; kind from the watch-list" if kind["probability"] is None
+                                         else f"; kind p={kind['probability']:.2f}")
+        summary = f"{verdict} ({head} p={prob:.2f}, threshold {self.model.thresholds[head]:.2f}{kind_note})"
         if terms:
             summary += "; terms: " + ", ".join(terms)
         if topics:
             summary += "; watch-list: " + ", ".join(topics)
         return {"summary": summary, "head": head, "terms": terms, "topics": topics,
                 "similar": self.similar(head, embedding)}
+
+
+def crisis_verdict(kind: dict[str, Any] | None) -> str:
+    """"crisis: legal threat", or "crisis risk" when no kind is known."""
+    return f"crisis: {CRISIS_KIND_NAMES.get(kind['kind'], kind['kind'])}" if kind else "crisis risk"
 
 
 def _label_name(head: str, value: Any) -> str:

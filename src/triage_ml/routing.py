@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from triage_ml.errors import ConfigError
+from triage_ml.taxonomy import CRISIS_KINDS
 
 Action = Literal["escalate", "respond", "acknowledge", "monitor", "block", "ignore"]
 
@@ -31,6 +32,18 @@ class Condition(BaseModel):
     is_private: bool | None = None
     channel: list[str] | None = None
     brand: list[str] | None = None
+    crisis_kind: list[str] | None = None
+
+    @field_validator("crisis_kind")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str] | None) -> list[str] | None:
+        return kinds if kinds is None else [_known_kind(k) for k in kinds]
+
+
+def _known_kind(kind: str) -> str:
+    if kind not in CRISIS_KINDS:
+        raise ValueError(f"unknown crisis kind {kind!r}; use one of {', '.join(CRISIS_KINDS)}")
+    return kind
 
 
 class Rule(BaseModel):
@@ -45,6 +58,13 @@ class Topic(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     patterns: list[str] = Field(min_length=1)
+    crisis_kind: str | None = Field(None, description="the crisis kind a match signals, named when the match "
+                                    "(not the model) makes the message a crisis")
+
+    @field_validator("crisis_kind")
+    @classmethod
+    def _known_kind(cls, kind: str | None) -> str | None:
+        return kind if kind is None else _known_kind(kind)
 
     @field_validator("patterns")
     @classmethod
@@ -96,6 +116,7 @@ class EscalationMap:
         self.spec = spec
         self.source = source
         self._topics = [(t.name, [re.compile(p, re.IGNORECASE) for p in t.patterns]) for t in spec.sensitive_topics]
+        self._topic_kinds = {t.name: t.crisis_kind for t in spec.sensitive_topics if t.crisis_kind}
         self._block = {a.lower().lstrip("@") for a in spec.authors.block}
         self._monitor = {a.lower().lstrip("@") for a in spec.authors.monitor}
 
@@ -124,9 +145,13 @@ class EscalationMap:
         """Names of the sensitive topics whose patterns occur in ``text``."""
         return [name for name, patterns in self._topics if any(p.search(text) for p in patterns)]
 
+    def topic_kind(self, topics: list[str]) -> str | None:
+        """The crisis kind of the first matched topic that names one."""
+        return next((self._topic_kinds[t] for t in topics if t in self._topic_kinds), None)
+
     def route(self, *, actionable: bool, priority_tier: int | None, crisis: bool, topics: list[str],
               author: str | None = None, channel: str | None = None, brand: str | None = None,
-              is_private: bool | None = None) -> Route:
+              is_private: bool | None = None, crisis_kind: str | None = None) -> Route:
         handle = (author or "").lower().lstrip("@")
         if handle and handle in self._block:
             return Route("block", None, "authors.block")
@@ -141,6 +166,8 @@ class EscalationMap:
             if cond.channel is not None and channel not in cond.channel:
                 continue
             if cond.brand is not None and brand not in cond.brand:
+                continue
+            if cond.crisis_kind is not None and crisis_kind not in cond.crisis_kind:
                 continue
             return Route(rule.action, rule.team, rule.name)
         raise AssertionError("unreachable: the last rule has no conditions")  # pragma: no cover

@@ -52,9 +52,11 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
     """The model's prediction for one message (a row of ``TriageModel.predict_frame``; a missing tier may
     be None or NaN) after the escalation map, and the sensitive topics the text matched.
 
-    A watch-list match lifts ``crisis_risk`` to the map's floor; a crisis is actionable and tier 1. The
-    result has the API's fields: actionable, actionable_prob, priority_tier, tier_probs, crisis_risk,
-    crisis and route. The service, ``score-batch`` and Spark all decide through here."""
+    A watch-list match lifts ``crisis_risk`` to the map's floor; a crisis is actionable and tier 1. A crisis
+    names its kind: the model's (``crisis_kind``, ``crisis_kind_prob``), else the matched topic's, with no
+    probability. The result has the API's fields: actionable, actionable_prob, priority_tier, tier_probs,
+    crisis_risk, crisis, crisis_kind and route. The service, ``score-batch`` and Spark all decide through
+    here."""
     topics = routes.topics_in(message.text)
     crisis_risk = float(prediction["crisis_risk"])
     if topics:
@@ -67,12 +69,19 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
                   {"1": float(prediction["tier1_prob"]), "2": float(prediction["tier2_prob"])})
     if actionable and tier_probs is None:  # a watch-list crisis on a message the heads called noise
         tier_probs = {"1": 1.0, "2": 0.0}
+    kind = None
+    if crisis:
+        model_kind = prediction.get("crisis_kind")
+        if not _missing(model_kind):
+            kind = {"kind": str(model_kind), "probability": float(prediction["crisis_kind_prob"])}
+        elif (topic_kind := routes.topic_kind(topics)) is not None:
+            kind = {"kind": topic_kind, "probability": None}
     route = routes.route(actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
                          author=message.author, channel=message.channel, brand=message.brand,
-                         is_private=message.is_private)
+                         is_private=message.is_private, crisis_kind=kind["kind"] if kind else None)
     return {"actionable": actionable, "actionable_prob": float(prediction["actionable_prob"]),
             "priority_tier": tier, "tier_probs": tier_probs, "crisis_risk": crisis_risk, "crisis": crisis,
-            "route": route.to_dict()}, topics
+            "crisis_kind": kind, "route": route.to_dict()}, topics
 
 
 def score(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -29,16 +29,14 @@ if TYPE_CHECKING:
 # priority_tier travels as a double: MLflow's UDF casts each column with numpy, which has no missing integer,
 # and noise has no tier. It comes out as a nullable long.
 RESULT_TYPE = ("actionable boolean, actionable_prob double, priority_tier double, tier1_prob double, "
-               "tier2_prob double, crisis_risk double, crisis boolean")
+               "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double")
 # After the escalation map: the API's fields, with tier_probs and route flattened as in score-batch.
 ESCALATED_TYPE = ("actionable boolean, actionable_prob double, priority_tier long, tier1_prob double, "
-                  "tier2_prob double, crisis_risk double, crisis boolean, route_action string, route_team string, "
-                  "route_rule string, sensitive_topics array<string>")
-OUTPUT_COLUMNS = ("actionable", "actionable_prob", "priority_tier", "tier1_prob", "tier2_prob", "crisis_risk",
-                  "crisis", "route_action", "route_team", "route_rule", "sensitive_topics", "model_version")
+                  "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double, "
+                  "route_action string, route_team string, route_rule string, sensitive_topics array<string>")
 _ESCALATED_NAMES = [field.split()[0] for field in ESCALATED_TYPE.split(", ")]
-_MODEL_FIELDS = ("actionable", "actionable_prob", "priority_tier", "tier1_prob", "tier2_prob", "crisis_risk",
-                 "crisis")
+OUTPUT_COLUMNS = (*_ESCALATED_NAMES, "model_version")
+_MODEL_FIELDS = tuple(field.split()[0] for field in RESULT_TYPE.split(", "))
 CONTEXT_COLUMNS = ("author", "channel", "brand", "is_private")  # what routing rules read, where present
 
 
@@ -89,8 +87,9 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
                                   brand=context["brand"],
                                   is_private=None if context["is_private"] is None else bool(context["is_private"]))
                 decided, topics = escalate(row, message, routes, threshold)
-                probs, route = decided.pop("tier_probs"), decided.pop("route")
+                probs, route, kind = decided.pop("tier_probs"), decided.pop("route"), decided.pop("crisis_kind")
                 rows.append({**decided, "tier1_prob": probs and probs["1"], "tier2_prob": probs and probs["2"],
+                             "crisis_kind": kind and kind["kind"], "crisis_kind_prob": kind and kind["probability"],
                              "route_action": route["action"], "route_team": route["team"],
                              "route_rule": route["rule"], "sensitive_topics": topics})
             out = pd.DataFrame(rows, columns=_ESCALATED_NAMES)

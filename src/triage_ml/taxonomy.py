@@ -1,4 +1,4 @@
-"""The label definitions of shared/TAXONOMY.md as code: names, reason codes and the rules between them."""
+"""The label definitions of docs/taxonomy.md as code: names, reason codes and the rules between them."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ Head = Literal["actionable", "priority_tier", "crisis"]
 TIER1_REASONS: Final = frozenset({"question", "complaint", "urgent_need", "crisis"})
 TIER2_REASONS: Final = frozenset({"praise", "mention", "industry"})
 ACTIONABLE_REASONS: Final = TIER1_REASONS | TIER2_REASONS
-# TAXONOMY.md lists the kinds of noise; these codes name them in files (data/README.md).
+# docs/taxonomy.md lists the kinds of noise; these codes name them in files (data/README.md).
 NOISE_REASONS: Final = frozenset({"spam", "bot", "giveaway", "ad", "chatter", "troll", "empty", "off_topic",
                                   "duplicate", "noise"})
 REASONS: Final = ACTIONABLE_REASONS | NOISE_REASONS
 CRISIS_KINDS: Final = ("safety", "legal", "abuse", "fraud", "media", "mass", "selfharm")
+# How an explanation names each kind to a PR lead at a glance.
+CRISIS_KIND_NAMES: Final = {"safety": "safety", "legal": "legal threat", "abuse": "abuse or discrimination",
+                            "fraud": "fraud or data exposure", "media": "press or going viral",
+                            "mass": "mass problem", "selfharm": "self-harm"}
 
 TIERS: Final = (1, 2)
 

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from tests.integration.service_fixtures import KEYS, RunningService
 from triage_ml.pipeline.tracking import connect_mlflow
+from triage_ml.taxonomy import CRISIS_KIND_NAMES, CRISIS_KINDS
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,8 @@ def test_single_and_batch_in_order(service, trained_store):
     assert body["model"] == {"name": "triage-ml", "version": outcome.version}
     result = body["results"][0]
     assert set(result) == {"message_id", "actionable", "actionable_prob", "priority_tier", "tier_probs", "crisis_risk",
-                           "crisis", "route", "explanation", "model_version"}
+                           "crisis", "crisis_kind", "route", "explanation", "model_version"}
+    assert result["crisis_kind"] is None, "only a crisis names its kind"
     assert result["message_id"] == "a1" and result["actionable"] and result["priority_tier"] == 1
     assert result["route"] == {"action": "respond", "team": "care", "rule": "tier 1"}
     assert result["explanation"]["summary"].startswith("tier 1")
@@ -57,6 +59,9 @@ def test_single_and_batch_in_order(service, trained_store):
     assert results[0]["route"]["action"] == "ignore"
     assert results[1]["actionable"] and results[1]["priority_tier"] == 2
     assert results[2]["crisis"] and results[2]["route"] == {"action": "escalate", "team": "pr", "rule": "crisis"}
+    kind = results[2]["crisis_kind"]
+    assert kind["kind"] in CRISIS_KINDS and 0 < kind["probability"] <= 1
+    assert results[2]["explanation"]["summary"].startswith(f"crisis: {CRISIS_KIND_NAMES[kind['kind']]} (")
     # the same message scores the same under the same model version (to float noise: batch padding
     # changes the encoder's sums by ~1e-7; exact replay by message_id comes with recorded predictions)
     again = score(service, {"text": texts[2], "message_id": "b2"}).json()["results"][0]
@@ -119,6 +124,9 @@ def test_watch_list_lifts_crisis_and_routes_to_pr(service):
     assert result["crisis_risk"] >= 0.6 and result["crisis"]
     assert result["route"]["action"] == "escalate" and result["route"]["team"] == "pr"
     assert "watch-list: legal threat" in result["explanation"]["summary"]
+    if result["crisis_kind"]["probability"] is None:  # the watch-list, not the model, made it a crisis
+        assert result["crisis_kind"]["kind"] == "legal"
+    assert result["crisis_kind"]["kind"] in CRISIS_KINDS
 
 
 def test_routing_map_reloads_and_refuses_invalid_yaml(service):

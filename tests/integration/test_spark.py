@@ -75,6 +75,10 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
         assert row.crisis_risk == pytest.approx(answer["crisis_risk"], abs=1e-5)
         tier1 = None if pd.isna(row.tier1_prob) else row.tier1_prob
         assert tier1 == (None if answer["tier_probs"] is None else pytest.approx(answer["tier_probs"]["1"], abs=1e-5))
+        kind = answer["crisis_kind"] or {"kind": None, "probability": None}
+        assert (None if pd.isna(row.crisis_kind) else row.crisis_kind) == kind["kind"]
+        assert (None if pd.isna(row.crisis_kind_prob) else row.crisis_kind_prob) == (
+            None if kind["probability"] is None else pytest.approx(kind["probability"], abs=1e-5))
         team = None if pd.isna(row.route_team) else row.route_team
         assert (row.route_action, team, row.route_rule) == tuple(answer["route"].values())
         assert list(row.sensitive_topics) == routes.topics_in(row.text) == answer["explanation"]["topics"]

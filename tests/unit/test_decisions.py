@@ -1,4 +1,4 @@
-"""The decision-to-label mapping of shared/TAXONOMY.md, and the dispute rules, without a database."""
+"""The decision-to-label mapping of docs/taxonomy.md, and the dispute rules, without a database."""
 
 import pytest
 from pydantic import ValidationError

@@ -30,3 +30,14 @@ def test_unknown_policy_is_refused():
 
 def test_single_class_falls_back_to_half():
     assert choose_threshold(np.array([1, 1]), np.array([0.2, 0.8]), "best_f1") == 0.5
+
+
+def test_best_macro_f1_is_the_best_of_every_threshold():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(500) < 0.15).astype(int)
+    prob = np.clip(y * 0.35 + rng.normal(0.3, 0.18, 500), 0, 1)
+    t = choose_threshold(y, prob, "best_macro_f1")
+    best = max(f1_score(y, prob >= c, average="macro") for c in np.unique(prob))
+    assert f1_score(y, prob >= t, average="macro") == pytest.approx(best)

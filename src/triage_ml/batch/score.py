@@ -31,8 +31,9 @@ from triage_ml.scoring import LoadedModel, Message, score
 
 OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "actionable_prob": "Float64",
           "priority_tier": "Int64", "tier1_prob": "Float64", "tier2_prob": "Float64", "crisis_risk": "Float64",
-          "crisis": "boolean", "route_action": "string", "route_team": "string", "route_rule": "string",
-          "explanation": "string", "terms": "string", "topics": "string", "model_version": "string"}
+          "crisis": "boolean", "crisis_kind": "string", "crisis_kind_prob": "Float64", "route_action": "string",
+          "route_team": "string", "route_rule": "string", "explanation": "string", "terms": "string",
+          "topics": "string", "model_version": "string"}
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
 
 
@@ -164,6 +165,8 @@ def result_rows(rows: list[int], results: list[dict[str, Any]], version: str) ->
         "tier1_prob": [(r["tier_probs"] or {}).get("1") for r in results],
         "tier2_prob": [(r["tier_probs"] or {}).get("2") for r in results],
         "crisis_risk": [r["crisis_risk"] for r in results], "crisis": [r["crisis"] for r in results],
+        "crisis_kind": [(r["crisis_kind"] or {}).get("kind") for r in results],
+        "crisis_kind_prob": [(r["crisis_kind"] or {}).get("probability") for r in results],
         "route_action": [r["route"]["action"] for r in results], "route_team": [r["route"]["team"] for r in results],
         "route_rule": [r["route"]["rule"] for r in results],
         "explanation": [r["explanation"]["summary"] for r in results],

@@ -51,7 +51,7 @@ def import_cmd(
 
 @benchmark_app.command("xci")
 def benchmark_xci_cmd(
-    path: Annotated[Path, typer.Argument(help="xci_complaints.csv")] = Path("../shared/data/public/xci_complaints.csv"),
+    path: Annotated[Path, typer.Argument(help="xci_complaints.csv")] = Path("data/public/xci_complaints.csv"),
     folds: Annotated[int, typer.Option(help="stratified CV folds")] = 10,
     config: Annotated[Path, typer.Option(help="training config whose head settings are used")] = DEFAULT_CONFIG,
     backend: Annotated[str, typer.Option(help="encoder runtime: torch, onnx or onnx-int8")] = "torch",

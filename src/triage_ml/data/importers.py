@@ -1,4 +1,4 @@
-"""Importers: public data sets mapped to the labeled-message contract, claiming only what they say."""
+"""Importers: public data sets in the labeled-message contract, claiming no label the team did not give."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ XCI_COLUMNS = ("id", "tweet", "label", "domain", "Severity")
 
 
 def import_xci(path: str | Path) -> pd.DataFrame:
-    """The complaints data (Preotiuc-Pietro et al. 2019; severity: Jin & Aletras 2021).
+    """The public complaints data's tweets (Preotiuc-Pietro et al. 2019; severity: Jin & Aletras 2021) as
+    unlabeled messages, with the source's own columns kept as ``xci_*`` (complaint 0/1, severity 0-4,
+    domain, sentiment, emotion) for benchmarks.
 
-    Mapping: random tweets and replies (``domain`` random_*) -> noise; complaints (``label`` 1) ->
-    actionable, tier 1, reason complaint; brand-directed non-complaints -> every label unknown (they may
-    be questions or praise). Crisis is never claimed. The source's own columns are kept as ``xci_*``
-    (complaint 0/1, severity 0-4, domain, sentiment, emotion) for benchmarks.
+    No taxonomy label is taken from the source: its complaint flag is not our taxonomy, and a partial
+    mapping from it (complaints -> tier 1, random tweets -> noise) taught the tier head that a real tweet
+    is tier 1 (data/README.md). The team's labels come from ``data.real.load_real``.
     """
     raw = read_table(path)
     missing = [c for c in XCI_COLUMNS if c not in raw.columns]
@@ -32,17 +33,9 @@ def import_xci(path: str | Path) -> pd.DataFrame:
     if len(bad):
         raise DataValidationError(f"label '{bad.iloc[0]}' is not 0 or 1", source=str(path),
                                   row=int(bad.index[0]) + 1, column="label")
-    is_complaint = complaint == "1"
-    is_random = raw["domain"].astype(str).str.startswith("random")
     out = pd.DataFrame({
-        "message_id": "xci-" + raw["id"].astype(str),
+        "message_id": "xci-" + raw["id"].astype(str).str.strip(),
         "text": raw["tweet"],
-        "actionable": pd.Series(pd.NA, index=raw.index, dtype="string").mask(is_complaint, "true")
-        .mask(is_random, "false"),
-        "priority_tier": pd.Series(pd.NA, index=raw.index, dtype="string").mask(is_complaint, "1")
-        .mask(is_random, "none"),
-        "crisis": pd.NA,
-        "reason": pd.Series(pd.NA, index=raw.index, dtype="string").mask(is_complaint, "complaint"),
         "channel": "twitter",
         "source": "import:xci",
         "xci_complaint": complaint.astype(int),
@@ -55,4 +48,12 @@ def import_xci(path: str | Path) -> pd.DataFrame:
     return validate_labeled(out, source=str(path))
 
 
-IMPORTERS: dict[str, Callable[[str | Path], pd.DataFrame]] = {"xci": import_xci}
+def import_xci_labeled(path: str | Path) -> pd.DataFrame:
+    """The tweets of ``path`` joined to the team's labels (``data/real/xci_labels.csv``), with each row's
+    ``real_split``; training drops the real-test rows whatever file they arrive in."""
+    from triage_ml.data.real import REAL_LABELS, load_real
+
+    return load_real(path, REAL_LABELS)
+
+
+IMPORTERS: dict[str, Callable[[str | Path], pd.DataFrame]] = {"xci": import_xci_labeled}

@@ -17,11 +17,11 @@ import pandas as pd
 
 from triage_ml.data.io import read_table
 from triage_ml.errors import DataValidationError
-from triage_ml.taxonomy import ACTIONABLE_REASONS, NOISE_REASONS, REASONS, tier_for_reason
+from triage_ml.taxonomy import ACTIONABLE_REASONS, CRISIS_KINDS, NOISE_REASONS, REASONS, tier_for_reason
 
-LABEL_COLUMNS = ("actionable", "priority_tier", "crisis", "reason")
+LABEL_COLUMNS = ("actionable", "priority_tier", "crisis", "reason", "crisis_kind")
 PROVENANCE_COLUMNS = ("message_id", "channel", "is_private", "brand", "industry", "author", "created_at",
-                      "conversation_id", "source", "crisis_kind")
+                      "conversation_id", "source")
 MAX_TEXT_CHARS = 10_000
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
@@ -120,9 +120,16 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     bad_reason = reason[(reason != "") & ~reason.isin(REASONS)]
     problems.add(bad_reason.index, "reason",
                  lambda r: f"unknown reason code '{reason[r]}'; use one of {', '.join(sorted(REASONS))}")
+    kind = _as_text(df["crisis_kind"]).str.lower() if "crisis_kind" in df else pd.Series("", index=df.index)
+    bad_kind = kind[(kind != "") & ~kind.isin(CRISIS_KINDS)]
+    problems.add(bad_kind.index, "crisis_kind",
+                 lambda r: f"unknown crisis kind '{kind[r]}'; use one of {', '.join(CRISIS_KINDS)} or leave it blank")
     problems.raise_if_any()
 
     _check_and_imply(actionable, tier, tier_none, crisis, reason, problems)
+    kinded_not_crisis = (kind != "") & (crisis == False).fillna(False)  # noqa: E712
+    problems.add(kinded_not_crisis[kinded_not_crisis].index, "crisis_kind",
+                 lambda r: "a crisis kind on a message that is not a crisis; clear crisis_kind or set crisis true")
     problems.raise_if_any()
 
     out = df.drop(columns=[c for c in LABEL_COLUMNS if c in df.columns])
@@ -132,10 +139,11 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     out["priority_tier"] = tier.values
     out["crisis"] = crisis.values
     out["reason"] = reason.replace("", pd.NA).astype("string").values
+    out["crisis_kind"] = kind.replace("", pd.NA).astype("string").values
     for column in PROVENANCE_COLUMNS:
         if column in out and column != "message_id":
             out[column] = _as_text(out[column]).astype("string")
-    first = ["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]
+    first = ["message_id", "text", "actionable", "priority_tier", "crisis", "reason", "crisis_kind"]
     return out[first + [c for c in out.columns if c not in first]]
 
 
@@ -190,7 +198,10 @@ def load_labeled(path: str | Path) -> pd.DataFrame:
 def dataset_hash(df: pd.DataFrame) -> str:
     """SHA-256 of what training sees: ids, texts and labels in id order, independent of file format."""
     cols = ["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]
+    # crisis_kind joins the hash only where a row has one, so data without kinds hashes as it always did
     extra = [c for c in ("conversation_id",) if c in df]
+    if "crisis_kind" in df and df["crisis_kind"].notna().any():
+        extra.append("crisis_kind")
     canon = df[cols + extra].sort_values("message_id").astype("string").fillna("<NA>")
     digest = hashlib.sha256()
     for row in canon.itertuples(index=False):

@@ -4,7 +4,7 @@ head, each head's cross-entropy only on the rows where its label is known, summe
 The result is an ordinary sentence-transformers folder (the fine-tuned body with the base model's pooling
 and normalisation), so ``Encoder``, the ONNX export, the pyfunc and the service use it unchanged. The
 classification layers only shape the body during training; the heads are then fitted on its embeddings.
-Recipe measured on the complaints data (shared/NOTES.md): mean pooling, a linear layer, class-weighted
+Recipe measured on the complaints data (README, "Results"): mean pooling, a linear layer, class-weighted
 cross-entropy, AdamW lr 4e-5 with a one-cycle schedule, batch 16, at most 64 tokens, 3 epochs.
 """
 

@@ -2,7 +2,7 @@
 on CPU, or ~3.4x with dynamic int8 quantization (embeddings then differ: cosine ~0.95 to fp32).
 
 Exported with ``torch.onnx.export`` (opset 17, dynamic batch and sequence axes), mean pooling and L2
-normalisation done here to match sentence-transformers (shared/NOTES.md has the measurements)."""
+normalisation done here to match sentence-transformers (README, "Serving speed", has the measurements)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An agent decision and the labels it implies (shared/TAXONOMY.md, "Agent decisions become labels").
+"""An agent decision and the labels it implies (docs/taxonomy.md, "Agent decisions become labels").
 
 ``Decision.labels()`` applies, in order: the action's mapping, the reason code's tier, the explicit label
 fields (which override both), then the taxonomy's rules (a crisis is actionable and tier 1; noise has no

@@ -1,4 +1,4 @@
-"""When a label is in doubt (shared/TAXONOMY.md, "Disputed labels"): pure rules, no database."""
+"""When a label is in doubt (docs/taxonomy.md, "Disputed labels"): pure rules, no database."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The training table from the label store: one row per labeled message, each head's best label.
 
-Precedence per head (shared/TAXONOMY.md): lead > two or more agents who agree > a single agent > seed or
+Precedence per head (docs/taxonomy.md): lead > two or more agents who agree > a single agent > seed or
 import. Agents who disagree leave the head unknown until a lead decides. If the chosen labels of a
 message break the taxonomy (a lead's crisis against an agent's noise), the label of lower rank is
 dropped. Only current labels count (a superseded one is kept in the store but not used); the output

@@ -23,7 +23,8 @@ SIGNATURE = ModelSignature(
         ColSpec("boolean", "actionable"), ColSpec("double", "actionable_prob"),
         ColSpec("long", "priority_tier", required=False), ColSpec("double", "tier1_prob", required=False),
         ColSpec("double", "tier2_prob", required=False), ColSpec("double", "crisis_risk"),
-        ColSpec("boolean", "crisis"),
+        ColSpec("boolean", "crisis"), ColSpec("string", "crisis_kind", required=False),
+        ColSpec("double", "crisis_kind_prob", required=False),
     ]),
 )
 INPUT_EXAMPLE = pd.DataFrame({

@@ -24,6 +24,7 @@ from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
 META_FILE = "triage_model.json"
 _HEADS = "heads.joblib"
+_KIND_HEAD = "crisis_kind.joblib"
 _ENCODER = "encoder"
 _SIMILARITY = "similarity_encoder"
 _EXEMPLARS = "exemplars.parquet"
@@ -41,6 +42,8 @@ class TriagePrediction:
     tier_probs: dict[str, float] | None  # {"1": p, "2": 1 - p}; None for noise
     crisis_risk: float
     crisis: bool
+    crisis_kind: str | None = None  # the likeliest crisis kind, for crises (docs/taxonomy.md)
+    crisis_kind_prob: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,13 +57,15 @@ class TriageModel:
     probability at which each head says yes, after the head's ``recalibration`` (a sigmoid fitted on
     out-of-fold probabilities, see ``model.recalibration``) where there is one. ``exemplars`` (labeled
     training messages, columns EXEMPLAR_COLUMNS) and ``exemplar_vectors`` (their embeddings, (n, dim))
-    let explanations cite the nearest labeled examples.
+    let explanations cite the nearest labeled examples. ``kind_head`` (optional) is a fitted multi-class
+    classifier over the crisis kinds, asked only about crises.
     """
 
     def __init__(self, encoder: Encoder, heads: dict[str, Any], thresholds: dict[str, float],
                  *, taxonomy_version: str = TAXONOMY_VERSION, metadata: dict[str, Any] | None = None,
                  exemplars: pd.DataFrame | None = None, exemplar_vectors: np.ndarray | None = None,
-                 recalibration: dict[str, Platt] | None = None, similarity_encoder: Encoder | None = None) -> None:
+                 recalibration: dict[str, Platt] | None = None, similarity_encoder: Encoder | None = None,
+                 kind_head: Any | None = None) -> None:
         missing = [h for h in HEADS if h not in heads or h not in thresholds]
         if missing:
             raise NotFittedError(f"TriageModel needs a fitted head and a threshold for: {', '.join(missing)}")
@@ -73,6 +78,7 @@ class TriageModel:
         self.exemplar_vectors = exemplar_vectors
         self.recalibration = recalibration or {}
         self.similarity_encoder = similarity_encoder
+        self.kind_head = kind_head
         self.compiled = CompiledHeads.from_heads({name: heads[name] for name in HEADS})
 
     # -- prediction ---------------------------------------------------------------------------------
@@ -96,9 +102,19 @@ class TriageModel:
         """Each head's out-of-fold sigmoid (``model.recalibration``), where training fitted one."""
         return {h: self.recalibration[h](p) if h in self.recalibration else p for h, p in probs.items()}
 
+    def crisis_kinds(self, texts: Sequence[str], embeddings: np.ndarray) -> list[tuple[str | None, float | None]]:
+        """The likeliest crisis kind of each text and its probability; (None, None) without a kind head.
+        Ask only about crises: the head was fitted on crisis messages alone."""
+        if self.kind_head is None or len(texts) == 0:
+            return [(None, None)] * len(texts)
+        proba = self.kind_head.predict_proba(feature_frame(list(texts), embeddings))
+        best = proba.argmax(axis=1)
+        return [(str(self.kind_head.classes_[i]), float(proba[row, i])) for row, i in enumerate(best)]
+
     def predict_frame(self, texts: Sequence[str], *, embeddings: np.ndarray | None = None) -> pd.DataFrame:
         """One row per text: actionable, actionable_prob, priority_tier, tier1_prob, tier2_prob,
-        crisis_risk, crisis. Tier columns are None for noise. A crisis is always actionable, tier 1.
+        crisis_risk, crisis, crisis_kind, crisis_kind_prob. Tier columns are None for noise; the kind is
+        None and its probability NaN unless a crisis. A crisis is always actionable, tier 1.
         ``embeddings`` (n, dim) may be passed when the caller already encoded ``texts``."""
         texts = list(texts)
         if embeddings is None:
@@ -108,6 +124,10 @@ class TriageModel:
         actionable = (probs["actionable"] >= self.thresholds["actionable"]) | crisis
         tier1 = (probs["priority_tier"] >= self.thresholds["priority_tier"]) | crisis
         tier = np.where(tier1, 1, 2)
+        kinds: list[tuple[str | None, float | None]] = [(None, None)] * len(texts)
+        crises = np.flatnonzero(crisis)
+        for i, kind in zip(crises, self.crisis_kinds([texts[i] for i in crises], embeddings[crises]), strict=True):
+            kinds[i] = kind
         return pd.DataFrame({
             "actionable": actionable,
             "actionable_prob": probs["actionable"].astype(float),
@@ -119,6 +139,8 @@ class TriageModel:
                                      zip(probs["priority_tier"], actionable, strict=True)], dtype=object),
             "crisis_risk": probs["crisis"].astype(float),
             "crisis": crisis,
+            "crisis_kind": pd.Series([k for k, _ in kinds], dtype=object),
+            "crisis_kind_prob": np.array([np.nan if p is None else p for _, p in kinds], dtype=float),
         })
 
     def predict(self, texts: Sequence[str]) -> list[TriagePrediction]:
@@ -128,7 +150,8 @@ class TriageModel:
                 actionable=bool(r.actionable), actionable_prob=float(r.actionable_prob),
                 priority_tier=r.priority_tier,
                 tier_probs=None if r.tier1_prob is None else {"1": r.tier1_prob, "2": r.tier2_prob},
-                crisis_risk=float(r.crisis_risk), crisis=bool(r.crisis))
+                crisis_risk=float(r.crisis_risk), crisis=bool(r.crisis), crisis_kind=r.crisis_kind,
+                crisis_kind_prob=None if r.crisis_kind is None else float(r.crisis_kind_prob))
             for r in frame.itertuples(index=False)
         ]
 
@@ -154,6 +177,8 @@ class TriageModel:
         if self.similarity_encoder is not None:
             _save_similarity_encoder(self.similarity_encoder, path / _SIMILARITY)
         joblib.dump(self.heads, path / _HEADS, compress=3)
+        if self.kind_head is not None:
+            joblib.dump(self.kind_head, path / _KIND_HEAD, compress=3)
         meta = {"taxonomy_version": self.taxonomy_version, "thresholds": self.thresholds,
                 "recalibration": {h: platt.to_list() for h, platt in self.recalibration.items()},
                 "encoder_fingerprint": self.encoder.fingerprint, "metadata": self.metadata}
@@ -178,7 +203,8 @@ class TriageModel:
         if (path / _SIMILARITY / ONNX_DIR / INT8).is_file():
             # one thread: similarity is background work (spike alerts) and must not take the cores from scoring
             similarity = Encoder(path / _SIMILARITY, batch_size=batch_size, threads=1, backend="onnx-int8")
-        return cls(encoder, joblib.load(path / _HEADS), meta["thresholds"],
+        kind_head = joblib.load(path / _KIND_HEAD) if (path / _KIND_HEAD).is_file() else None
+        return cls(encoder, joblib.load(path / _HEADS), meta["thresholds"], kind_head=kind_head,
                    taxonomy_version=meta["taxonomy_version"], metadata=meta.get("metadata", {}),
                    exemplars=exemplars, exemplar_vectors=vectors, recalibration=recalibration,
                    similarity_encoder=similarity)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from triage_ml.data.real import REAL_LABELS, REAL_TEXTS
 from triage_ml.errors import ConfigError
 from triage_ml.features.finetune import FineTuneConfig
 from triage_ml.taxonomy import HEADS
@@ -40,7 +41,7 @@ class CalibrationConfig(BaseModel):
 
 class ThresholdConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    policy: Literal["best_f1", "max_precision_at_recall"] = "best_f1"
+    policy: Literal["best_f1", "best_macro_f1", "max_precision_at_recall"] = "best_f1"
     min_recall: float = Field(0.9, gt=0, le=1)
 
 
@@ -62,6 +63,18 @@ class GateConfig(BaseModel):
                                        "model's own threshold must reach this")
     smoke_max_p50_ms: float = Field(500.0, gt=0, description="median time to score one message through the "
                                     "registered pyfunc, in the smoke test")
+
+
+class RealDataConfig(BaseModel):
+    """The real labeled tweets (``data.real``, data/README.md). Their real-train part joins the training data;
+    real-test never does, and the promotion gate judges every model on it."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: str = Field(str(REAL_TEXTS), description="the public tweets (CSV)")
+    labels: str = Field(str(REAL_LABELS), description="the team's labels for them (CSV)")
+    weight: float = Field(1.0, gt=0, description="sample weight of a real row in the heads' fits (other rows 1)")
+    select_on_real: bool = Field(True, description="recalibrate each head and choose its threshold on the real "
+                                 "rows' out-of-fold probabilities, so they follow real traffic's class balance")
 
 
 def _default_thresholds() -> dict[str, ThresholdConfig]:
@@ -86,6 +99,10 @@ class TrainConfig(BaseModel):
     promotion_tolerance: float = Field(0.01, ge=0, description="max macro-F1 loss per head vs champion")
     holdout: HoldoutConfig = HoldoutConfig()
     gate: GateConfig = GateConfig()
+    real_data: RealDataConfig | None = Field(None, description="train on real-train and gate on real-test "
+                                             "(default.yaml turns it on); None: the given files only")
+    crisis_kind_head: bool = Field(True, description="fit a head naming the most likely crisis kind, on the "
+                                   "crisis rows that have one")
 
     @field_validator("heads", "thresholds")
     @classmethod

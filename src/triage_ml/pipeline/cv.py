@@ -87,8 +87,10 @@ class FoldFeatures(Protocol):
 
 
 def out_of_fold(source: FoldFeatures, targets: dict[str, HeadTarget], folds: np.ndarray,
-                config: TrainConfig, *, progress: bool = True) -> dict[str, np.ndarray]:
-    """Out-of-fold positive-class probability per head, shape (n,), NaN where the head has no label."""
+                config: TrainConfig, *, weights: np.ndarray | None = None,
+                progress: bool = True) -> dict[str, np.ndarray]:
+    """Out-of-fold positive-class probability per head, shape (n,), NaN where the head has no label.
+    ``weights`` (n,) are the rows' sample weights in the heads' fits (None: all 1)."""
     check_trainable(targets, min_per_class=config.cv_folds * config.calibration.folds)
     oof = {h: np.full(len(folds), np.nan) for h in HEADS}
     n_folds = int(folds.max()) + 1
@@ -100,17 +102,39 @@ def out_of_fold(source: FoldFeatures, targets: dict[str, HeadTarget], folds: np.
             train = target.mask & (folds != k)
             test = target.mask & (folds == k)
             head = build_head(config.heads[name], config)
-            head.fit(features[train], target.labels[train])
+            head.fit(features[train], target.labels[train], **_weights(weights, train))
             oof[name][test] = head.predict_proba(features[test])[:, list(head.classes_).index(1)]
             steps.update()
     steps.close()
     return oof
 
 
-def fit_heads(features: pd.DataFrame, targets: dict[str, HeadTarget], config: TrainConfig) -> dict:
+def fit_heads(features: pd.DataFrame, targets: dict[str, HeadTarget], config: TrainConfig, *,
+              weights: np.ndarray | None = None) -> dict:
     """Each head fitted on every row where its label is known."""
     heads = {}
     for name in HEADS:
         head = build_head(config.heads[name], config)
-        heads[name] = head.fit(features[targets[name].mask], targets[name].y)
+        mask = targets[name].mask
+        heads[name] = head.fit(features[mask], targets[name].y, **_weights(weights, mask))
     return heads
+
+
+def fit_kind_head(features: pd.DataFrame, data: pd.DataFrame, config: TrainConfig, *,
+                  weights: np.ndarray | None = None, min_rows: int = 10) -> TextEmbeddingClassifier | None:
+    """A multi-class head over the crisis kinds (docs/taxonomy.md), fitted on the crisis rows that name a
+    kind, with the crisis head's settings and no calibration (it names the likeliest kind and its
+    probability; it decides nothing). None when there are fewer than ``min_rows`` such rows or one kind."""
+    if "crisis_kind" not in data:
+        return None
+    rows = ((data["crisis"] == True) & data["crisis_kind"].notna()).fillna(False).to_numpy(dtype=bool)  # noqa: E712
+    kinds = data["crisis_kind"].to_numpy(dtype=object)[rows].astype(str)
+    if rows.sum() < min_rows or np.unique(kinds).size < 2:
+        return None
+    head = TextEmbeddingClassifier(**config.heads["crisis"].model_dump(), random_state=config.seed)
+    return head.fit(features[rows], kinds, **_weights(weights, rows))
+
+
+def _weights(weights: np.ndarray | None, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """``sample_weight`` for a fit on ``rows`` (a mask), or nothing when every row weighs the same."""
+    return {} if weights is None else {"sample_weight": weights[rows]}

@@ -7,7 +7,9 @@ Checks, in order:
 - gold crisis recall: on the gold set, at the model's own threshold, at least ``gate.crisis_recall_floor``;
 - gold macro F1 per head: no more than ``promotion_tolerance`` below the champion's on the same gold set;
 - folds macro F1 per head: the same on the same cross-validation folds (the champion's config trained
-  again on them).
+  again on them);
+- real-test macro F1 per head (when the config uses the real data): no more than ``promotion_tolerance``
+  below the champion's on the same real tweets, which no model trained on.
 The first model has nothing to protect: it is promoted when it passes the smoke test, with any other
 shortfall reported.
 """
@@ -95,8 +97,11 @@ def _head_check(kind: str, head: str, challenger: float, champion: float, tolera
 
 def decide(config: TrainConfig, smoke: Check, challenger_gold: dict[str, dict[str, float]],
            champion_gold: dict[str, dict[str, float]] | None, challenger_folds: dict[str, float],
-           champion_folds: dict[str, float] | None, champion_version: str | None) -> GateDecision:
-    """The decision from every check; ``*_gold`` are per-head metrics on the gold set (``evaluate``)."""
+           champion_folds: dict[str, float] | None, champion_version: str | None, *,
+           challenger_real: dict[str, dict[str, float]] | None = None,
+           champion_real: dict[str, dict[str, float]] | None = None) -> GateDecision:
+    """The decision from every check; ``*_gold`` and ``*_real`` are per-head metrics on the gold set and on
+    real-test (``evaluate``)."""
     checks = [smoke]
     notes: list[str] = []
     floor = config.gate.crisis_recall_floor
@@ -119,6 +124,10 @@ def decide(config: TrainConfig, smoke: Check, challenger_gold: dict[str, dict[st
             if champion_folds is not None:
                 checks.append(_head_check("folds", head, challenger_folds[head], champion_folds[head], tol,
                                           champion_version))
+        for head in HEADS:
+            if challenger_real and champion_real and head in challenger_real and head in champion_real:
+                checks.append(_head_check("real_test", head, challenger_real[head]["macro_f1"],
+                                          champion_real[head]["macro_f1"], tol, champion_version))
         promote = all(c.passed for c in checks)
     else:
         promote = smoke.passed

@@ -8,18 +8,12 @@ registry was judged on messages it never saw. A conversation with a lead label i
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
+from triage_ml.data.splits import stable_bucket
 from triage_ml.pipeline.config import HoldoutConfig
 from triage_ml.taxonomy import HEADS
-
-
-def _bucket(key: str) -> float:
-    """A key's place in [0, 1), uniform and stable."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:8], "big") / 2**64
 
 
 def conversation_keys(data: pd.DataFrame) -> pd.Series:
@@ -43,5 +37,5 @@ def gold_mask(data: pd.DataFrame, config: HoldoutConfig) -> np.ndarray:
     """True for the rows of the gold set, shape (n,)."""
     keys = conversation_keys(data)
     has_lead = pd.Series(lead_rows(data), index=data.index).groupby(keys.to_numpy()).transform("any").to_numpy()
-    buckets = np.array([_bucket(k) for k in keys])
+    buckets = np.array([stable_bucket(k) for k in keys])
     return np.where(has_lead, buckets < config.lead_fraction, buckets < config.seed_fraction)

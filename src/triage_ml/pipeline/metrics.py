@@ -7,6 +7,7 @@ from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     f1_score,
+    precision_recall_curve,
     precision_recall_fscore_support,
 )
 
@@ -32,4 +33,14 @@ def head_metrics(head: str, y: np.ndarray, prob: np.ndarray, threshold: float) -
     if head == "crisis":
         out["recall_at_threshold"] = float(recall[1])
         out["precision_at_threshold"] = float(precision[1])
+        out["best_recall_at_precision_0.5"] = best_recall_at_precision(y, prob, 0.5)
     return out
+
+
+def best_recall_at_precision(y: np.ndarray, prob: np.ndarray, min_precision: float) -> float:
+    """The highest recall of any threshold whose precision is at least ``min_precision`` (0 when none)."""
+    if y.min() == y.max():
+        return float("nan")
+    precision, recall, _ = precision_recall_curve(y, prob)
+    ok = precision[:-1] >= min_precision
+    return float(recall[:-1][ok].max()) if ok.any() else 0.0

@@ -59,16 +59,15 @@ def champion_macro_f1(client: MlflowClient, champion: ModelVersion, settings: Se
     return cross_validate(source, data, champion_config, folds=folds, progress=False).macro_f1()
 
 
-def _log_comparison(challenger: Evaluation | None, champion: Evaluation | None, decision: GateDecision,
-                    champion_version: str | None) -> None:
-    """Gold metrics of both models, the checks as a table, and per-head comparison plots."""
-    mlflow.log_dict(decision.to_dict(), "promotion_gate.json")
-    mlflow.log_table(pd.DataFrame([{**c.__dict__} for c in decision.checks]), artifact_file="gate_checks.json")
+def _log_comparison(challenger: Evaluation | None, champion: Evaluation | None, champion_version: str | None,
+                    *, prefix: str) -> None:
+    """Both models' metrics on one evaluation set (``prefix``: gold or real_test) and per-head comparison
+    plots, named ``<prefix>_...``."""
     if challenger is None:
         return
-    for prefix, ev in (("gold", challenger), ("champion_gold", champion)):
+    for name, ev in ((prefix, challenger), (f"champion_{prefix}", champion)):
         if ev is not None:
-            mlflow.log_metrics({f"{prefix}.{h}.{k}": v for h, m in ev.metrics.items() for k, v in m.items()
+            mlflow.log_metrics({f"{name}.{h}.{k}": v for h, m in ev.metrics.items() for k, v in m.items()
                                 if np.isfinite(v)})
     for head in challenger.metrics:
         target = challenger.targets[head]
@@ -78,30 +77,41 @@ def _log_comparison(challenger: Evaluation | None, champion: Evaluation | None, 
             theirs = (champion.probs[head][target.mask], champion.thresholds[head], f"champion v{champion_version}")
         for name, fig in comparison_figures(head, y, (challenger.probs[head][target.mask],
                                                       challenger.thresholds[head], "challenger"), theirs).items():
-            mlflow.log_figure(fig, name)
+            mlflow.log_figure(fig, name if prefix == "gold" else f"{prefix}_{name}")
             plt.close(fig)
 
 
 def run_gate(client: MlflowClient, settings: Settings, config: TrainConfig, *, train_data: pd.DataFrame,
              gold: pd.DataFrame, cv: CrossValidation, model: TriageModel, model_uri: str, data_hash: str,
-             version: str | None) -> GateDecision:
-    """Evaluate, decide, log to the active run; move the aliases when ``version`` (a registered version)."""
+             version: str | None, real_test: pd.DataFrame | None = None) -> GateDecision:
+    """Evaluate on the gold set and real-test, decide, log to the active run; move the aliases when
+    ``version`` (a registered version)."""
     name, alias = settings.registered_model_name, settings.model_alias
     champion = alias_version(client, name, alias)
-    challenger_eval = evaluate_frame(model, gold) if len(gold) else None
-    champion_eval = champion_folds = None
+    sets = {"gold": gold, "real_test": real_test if real_test is not None else pd.DataFrame()}
+    challenger_evals = {k: evaluate_frame(model, d) if len(d) else None for k, d in sets.items()}
+    champion_evals: dict[str, Evaluation | None] = dict.fromkeys(sets)
+    champion_folds = None
     if champion is not None:
-        if len(gold):
+        if any(len(d) for d in sets.values()):
             champion_model = load_registered(f"models:/{name}/{champion.version}", backend=settings.encoder_backend,
                                              threads=settings.torch_threads)
-            champion_eval = evaluate_frame(champion_model, gold)
+            champion_evals = {k: evaluate_frame(champion_model, d) if len(d) else None for k, d in sets.items()}
         champion_folds = champion_macro_f1(client, champion, settings, config, train_data, cv.folds, data_hash)
     smoke = smoke_test(model_uri, config.gate.smoke_max_p50_ms)
     champion_version = str(champion.version) if champion is not None else None
-    decision = decide(config, smoke, challenger_eval.metrics if challenger_eval else {},
-                      champion_eval.metrics if champion_eval else None, cv.macro_f1(), champion_folds,
-                      champion_version)
-    _log_comparison(challenger_eval, champion_eval, decision, champion_version)
+
+    def metrics(evals: dict[str, Evaluation | None], key: str) -> dict[str, dict[str, float]] | None:
+        return evals[key].metrics if evals[key] is not None else None
+
+    decision = decide(config, smoke, metrics(challenger_evals, "gold") or {}, metrics(champion_evals, "gold"),
+                      cv.macro_f1(), champion_folds, champion_version,
+                      challenger_real=metrics(challenger_evals, "real_test"),
+                      champion_real=metrics(champion_evals, "real_test"))
+    mlflow.log_dict(decision.to_dict(), "promotion_gate.json")
+    mlflow.log_table(pd.DataFrame([{**c.__dict__} for c in decision.checks]), artifact_file="gate_checks.json")
+    for key in sets:
+        _log_comparison(challenger_evals[key], champion_evals[key], champion_version, prefix=key)
     mlflow.set_tag("promotion", decision.summary())
     if version is not None:
         if decision.promote:
@@ -111,7 +121,8 @@ def run_gate(client: MlflowClient, settings: Settings, config: TrainConfig, *, t
         client.set_model_version_tag(name, version, "gate", decision.summary()[:5000])
         for h in HEADS:
             client.set_model_version_tag(name, version, f"{h}.macro_f1", f"{cv.metrics[h]['macro_f1']:.4f}")
-            if challenger_eval is not None and h in challenger_eval.metrics:
-                client.set_model_version_tag(name, version, f"gold.{h}.macro_f1",
-                                             f"{challenger_eval.metrics[h]['macro_f1']:.4f}")
+            for key, ev in challenger_evals.items():
+                if ev is not None and h in ev.metrics:
+                    client.set_model_version_tag(name, version, f"{key}.{h}.macro_f1",
+                                                 f"{ev.metrics[h]['macro_f1']:.4f}")
     return decision

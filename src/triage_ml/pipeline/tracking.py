@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from triage_ml.data.real import is_real, is_real_test, load_real
 from triage_ml.data.schema import dataset_hash, load_labeled
 from triage_ml.errors import DataValidationError
 from triage_ml.features.finetune import FINETUNE_META
@@ -41,6 +42,7 @@ class TrainOutcome:
     version: str | None
     gate: GateDecision | None
     gold_rows: int = 0
+    real_test_rows: int = 0
 
 
 def connect_mlflow(settings: Settings) -> None:
@@ -63,10 +65,17 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     return client
 
 
-def load_training_data(paths: Sequence[str | Path], *, later_wins: bool = False) -> pd.DataFrame:
-    """Validate each file and stack them. A message id may appear in only one file, unless ``later_wins``:
-    then a later file's row replaces an earlier one's (the label store's export over the seed data)."""
+def load_training_data(paths: Sequence[str | Path], *, later_wins: bool = False,
+                       config: TrainConfig | None = None) -> pd.DataFrame:
+    """Validate each file and stack them, with real-train (``config.real_data``) after them. A message id may
+    appear in only one file, unless ``later_wins``: then a later file's row replaces an earlier one's (the
+    label store's export over the seed data). Real-test rows are dropped, whichever file holds them: no
+    model trains on them."""
     frames = [load_labeled(p).assign(source_file=str(p)) for p in paths]
+    if config is not None and config.real_data is not None:
+        real = config.real_data
+        frames.append(load_real(real.texts, real.labels, split="train").drop(columns=["real_split"])
+                      .assign(source_file=real.labels))
     data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if later_wins:
         data = data.drop_duplicates("message_id", keep="last").reset_index(drop=True)
@@ -76,7 +85,19 @@ def load_training_data(paths: Sequence[str | Path], *, later_wins: bool = False)
         raise DataValidationError(f"message_id '{first['message_id']}' appears in more than one file; "
                                   "ids must be unique across the training files", source=first["source_file"],
                                   column="message_id")
+    test = is_real_test(data["message_id"])
+    if test.any():
+        log.warning("left out %d real-test messages found in the training files: no model trains on them",
+                    int(test.sum()))
+        data = data[~test].reset_index(drop=True)
     return data
+
+
+def real_test_data(config: TrainConfig) -> pd.DataFrame:
+    """Real-test (``data.real``) when the config uses the real data, else an empty frame."""
+    if config.real_data is None:
+        return pd.DataFrame()
+    return load_real(config.real_data.texts, config.real_data.labels, split="test")
 
 
 def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, settings: Settings, *,
@@ -85,8 +106,10 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
     """The whole `triage-ml train`: data -> gold set held out -> CV -> final model -> MLflow run ->
     registry -> promotion gate. ``dry_run``: everything is logged and the gate decides, but nothing is
     registered and no alias moves."""
-    data = load_training_data(data_paths, later_wins=later_wins)
-    held_out = gold_mask(data, config.holdout)
+    data = load_training_data(data_paths, later_wins=later_wins, config=config)
+    # real rows have real-test as their holdout; the gold set is drawn from the other rows
+    held_out = gold_mask(data, config.holdout) & ~is_real(data["message_id"])
+    real_test = real_test_data(config)
     train_data, gold = data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
     client = configure_mlflow(settings)
     base_name = config.encoder or settings.encoder
@@ -98,6 +121,9 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
         mlflow.log_params({**config.flat_params(), "data_hash": result.data_hash, "n_rows": result.n_rows,
                            "gold_rows": len(gold), "gold_hash": dataset_hash(gold) if len(gold) else "",
                            "data_files": ",".join(map(str, data_paths)), "base_encoder": base_name,
+                           "real_train_rows": int(is_real(train_data["message_id"]).sum()),
+                           "real_test_rows": len(real_test),
+                           "real_test_hash": dataset_hash(real_test) if len(real_test) else "",
                            "base_encoder_fingerprint": encoder.fingerprint,
                            "encoder_fingerprint": result.model.encoder.fingerprint,
                            "taxonomy_version": TAXONOMY_VERSION, **(extra_params or {})})
@@ -113,9 +139,9 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
         if register or dry_run:
             uri = f"models:/{registered}/{version}" if version else info.model_uri
             gate = run_gate(client, settings, config, train_data=train_data, gold=gold, cv=cv, model=result.model,
-                            model_uri=uri, data_hash=result.data_hash, version=version)
+                            model_uri=uri, data_hash=result.data_hash, version=version, real_test=real_test)
     uri = f"models:/{settings.registered_model_name}/{version}" if version else info.model_uri
-    return TrainOutcome(result, run.info.run_id, uri, version, gate, len(gold))
+    return TrainOutcome(result, run.info.run_id, uri, version, gate, len(gold), len(real_test))
 
 
 def _log_inputs(train_data: pd.DataFrame, gold: pd.DataFrame, data_paths: Sequence[str | Path]) -> None:
@@ -134,13 +160,17 @@ def _log_inputs(train_data: pd.DataFrame, gold: pd.DataFrame, data_paths: Sequen
 
 
 def _log_cv(data: pd.DataFrame, cv) -> None:  # noqa: ANN001 (CrossValidation)
+    for head, values in cv.real_metrics.items():
+        mlflow.log_metrics({f"real_oof.{head}.{k}": v for k, v in values.items() if np.isfinite(v)})
+    mlflow.set_tag("thresholds_chosen_on", cv.selected_on)
     for head, values in cv.metrics.items():
         mlflow.log_metrics({f"{head}.{k}": v for k, v in values.items() if np.isfinite(v)})
         mask = cv.targets[head].mask
         for name, fig in head_figures(head, cv.targets[head].y, cv.oof[head][mask], cv.thresholds[head]).items():
             mlflow.log_figure(fig, name)
             plt.close(fig)
-    mlflow.log_dict({"thresholds": cv.thresholds, "metrics": cv.metrics}, "cv_metrics.json")
+    mlflow.log_dict({"thresholds": cv.thresholds, "thresholds_chosen_on": cv.selected_on, "metrics": cv.metrics,
+                     "real_metrics": cv.real_metrics}, "cv_metrics.json")
     table = cv.table(data)
     mlflow.log_table(table.astype({c: "float64" for c in table.columns if c.endswith(("_label", "_pred"))}),
                      artifact_file="oof_predictions.json")

@@ -7,28 +7,16 @@ annotation); kappa is computed over all such pairs, and per pair of leads.
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from itertools import combinations
 from typing import Any
 
-import numpy as np
-from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import func, select
 
+from triage_ml.data.agreement import kappa
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DisputeRow, ReviewAnnotationRow, ReviewQueueRow
 from triage_ml.taxonomy import HEADS
-
-
-def kappa(a: list[int], b: list[int]) -> float | None:
-    """Cohen's kappa of two raters' answers; None when it is undefined (both used one class throughout)."""
-    if not a:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = cohen_kappa_score(a, b)
-    return None if np.isnan(value) else round(float(value), 4)
 
 
 def _summary(pairs: list[tuple[int, int]]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ DISPUTES, QUEUE = "disputes", "queue"
 TITLES = {DISPUTES: "triage-ml: disputed labels", QUEUE: "triage-ml: review queue"}
 DESCRIPTIONS = {
     DISPUTES: "Messages whose labels are in doubt (agents disagree, or an agent and a confident model disagree). "
-              "Your answer is the gold label. Names and meanings: shared/TAXONOMY.md.",
+              "Your answer is the gold label. Names and meanings: docs/taxonomy.md in the triage-ml repository.",
     QUEUE: "Messages the model is least sure about, crisis candidates just under the threshold, and agent labels "
            "that look wrong. Each task says why it was chosen.",
 }

@@ -1,0 +1,138 @@
+"""The real-data benchmark: a training config judged on real tweets no model has seen.
+
+For each variant (the config with some keys overridden), train exactly as ``triage-ml train`` does (seed data
+less its gold set, plus real-train when the variant uses the real data; the same CV, thresholds and final
+fit) and score two sets no model trained on: the seed gold set and real-test. Leave-one-domain-out trains
+on every domain of the real data but one (and the seed data) and scores the held-out domain's tweets, to
+say how the model does on an industry it has never seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import f1_score
+
+from triage_ml.data.real import is_real, load_real
+from triage_ml.data.schema import load_labeled
+from triage_ml.errors import ConfigError
+from triage_ml.model.triage_model import TriageModel
+from triage_ml.pipeline.config import RealDataConfig, TrainConfig
+from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder
+from triage_ml.pipeline.evaluate import evaluate_frame
+from triage_ml.pipeline.holdout import gold_mask
+from triage_ml.pipeline.train import train
+from triage_ml.settings import Settings
+from triage_ml.taxonomy import HEADS
+
+# The domains of the public data whose tweets are written to brands (the other two are random tweets).
+BRAND_DOMAINS = ("apparel", "cars", "electronics", "food", "other", "retail", "services", "software", "transport")
+TARGETS = {"actionable.macro_f1": 0.85, "priority_tier.macro_f1": 0.85, "crisis.best_recall_at_precision_0.5": 0.85}
+
+
+def override(config: TrainConfig, changes: Mapping[str, Any]) -> TrainConfig:
+    """``config`` with dotted keys replaced (``real_data.weight: 2``, ``finetune.enabled: false``); a key
+    ``real_data`` set to true restores the default real data."""
+    raw = config.to_dict()
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                node[key] = RealDataConfig().model_dump() if key == "real_data" else {}
+            node = node[key]
+        node[leaf] = RealDataConfig().model_dump() if (dotted == "real_data" and value is True) else value
+    return TrainConfig.from_dict(raw, source="variant")
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name:key=value,key=value`` (values are YAML: ``null``, ``2``, ``false``) -> (name, changes)."""
+    name, _, body = spec.partition(":")
+    changes: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in body.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"variant '{spec}': '{item}' is not key=value")
+        changes[key.strip()] = yaml.safe_load(value)
+    if not name:
+        raise ConfigError(f"variant '{spec}': give it a name, e.g. weight2:real_data.weight=2")
+    return name, changes
+
+
+def kind_metrics(model: TriageModel, data: pd.DataFrame) -> dict[str, float]:
+    """How well the kind head names the kind of the true crises of ``data`` that have one."""
+    rows = ((data["crisis"] == True) & data["crisis_kind"].notna()).fillna(False).to_numpy(dtype=bool)  # noqa: E712
+    if model.kind_head is None or not rows.any():
+        return {}
+    texts = data["text"].to_numpy()[rows].tolist()
+    predicted = [k for k, _ in model.crisis_kinds(texts, model.encoder.encode(texts))]
+    truth = data["crisis_kind"].to_numpy()[rows].astype(str)
+    return {"n": float(rows.sum()), "accuracy": float(np.mean(np.array(predicted) == truth)),
+            "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0))}
+
+
+def _round(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {h: {k: round(v, 4) for k, v in m.items()} for h, m in metrics.items()}
+
+
+def split_seed(seed_paths: Sequence[str | Path], config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(seed rows that train, the seed gold set), as ``triage-ml train`` splits them."""
+    seed = pd.concat([load_labeled(p) for p in seed_paths], ignore_index=True)
+    gold = gold_mask(seed, config.holdout)
+    return seed[~gold].reset_index(drop=True), seed[gold].reset_index(drop=True)
+
+
+def run_variant(config: TrainConfig, settings: Settings, seed_paths: Sequence[str | Path], *,
+                real: RealDataConfig | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train ``config`` and score it on the seed gold set and real-test (``real``: where the real data is,
+    default the config's or the bundled files)."""
+    start = time.perf_counter()
+    real = real or config.real_data or RealDataConfig()
+    seed_train, seed_gold = split_seed(seed_paths, config)
+    frames = [seed_train]
+    if config.real_data is not None:
+        frames.append(load_real(config.real_data.texts, config.real_data.labels, split="train"))
+    data = pd.concat(frames, ignore_index=True)
+    real_test = load_real(real.texts, real.labels, split="test")
+    encoder = make_encoder(config.encoder or settings.encoder, settings, config.batch_size)
+    result = train(data, config, encoder, progress=progress, encoders=finetuned_encoders(settings))
+    model = result.model
+    return {"rows": len(data), "real_train_rows": int(is_real(data["message_id"]).sum()),
+            "thresholds": {h: round(t, 4) for h, t in model.thresholds.items()},
+            "thresholds_chosen_on": result.cv.selected_on,
+            "seed_gold": _round(evaluate_frame(model, seed_gold).metrics),
+            "real_test": _round(evaluate_frame(model, real_test).metrics),
+            "real_test_crisis_kind": {k: round(v, 4) for k, v in kind_metrics(model, real_test).items()},
+            "real_oof": _round(result.cv.real_metrics),
+            "train_seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_lodo(config: TrainConfig, settings: Settings, seed_paths: Sequence[str | Path], *,
+             domains: Sequence[str] = BRAND_DOMAINS, progress: bool = False) -> dict[str, Any]:
+    """Per held-out domain: train on the seed data and the real-train tweets of every other domain, score
+    all of the held-out domain's tweets (real-train and real-test: this model saw none of them)."""
+    real = config.real_data or RealDataConfig()
+    everything = load_real(real.texts, real.labels)
+    seed_train, _ = split_seed(seed_paths, config)
+    encoder = make_encoder(config.encoder or settings.encoder, settings, config.batch_size)
+    out: dict[str, Any] = {}
+    for domain in domains:
+        start = time.perf_counter()
+        held = everything["xci_domain"] == domain
+        if not held.any():
+            raise ConfigError(f"no real tweets in domain '{domain}'")
+        others = everything[~held & (everything["real_split"] == "train")]
+        data = pd.concat([seed_train, others], ignore_index=True)
+        result = train(data, config, encoder, progress=progress, encoders=finetuned_encoders(settings))
+        test = everything[held].reset_index(drop=True)
+        metrics = evaluate_frame(result.model, test).metrics
+        out[domain] = {"n": int(held.sum()), "brand": domain in BRAND_DOMAINS,
+                       **{f"{h}.macro_f1": round(metrics[h]["macro_f1"], 4) for h in HEADS if h in metrics},
+                       "crises": int(test["crisis"].sum()), "seconds": round(time.perf_counter() - start, 1)}
+    return out
