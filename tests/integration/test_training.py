@@ -113,3 +113,37 @@ def test_grouped_folds_keep_conversations_together(seed):
     per_conversation = pd.Series(folds).groupby(seed["conversation_id"].to_numpy()).nunique()
     assert (per_conversation == 1).all()
     assert np.bincount(folds).min() > len(seed) / 5 * 0.8
+
+
+def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings, seed_subset, tmp_path):
+    """The default path's real data, made small: real-train joins training, real-test never does, the
+    thresholds follow the real rows, and the gate judges both models on real-test."""
+    from tests.conftest import FROZEN_CONFIG, ROOT, XCI
+    from triage_ml.data.real import REAL_LABELS, is_real, is_real_test, read_label_file
+
+    labels = read_label_file(ROOT / REAL_LABELS)
+    crises = labels[labels["crisis"] == "true"]
+    some = pd.concat([labels.iloc[::5], crises]).drop_duplicates("tweet_id")  # ~700 tweets, every crisis
+    path = tmp_path / "labels.csv"
+    some.to_csv(path, index=False)
+    config = TrainConfig.from_dict({**FROZEN_CONFIG, "real_data": {"texts": str(XCI), "labels": str(path)}})
+    first = train_and_log([seed_subset], config, settings, progress=False)
+    client = configure_mlflow(settings)
+    run = client.get_run(first.run_id)
+    trained = pd.read_parquet(client.download_artifacts(first.run_id, "oof_predictions.parquet"))
+    real = is_real(trained["message_id"])
+    assert real.sum() == int(run.data.params["real_train_rows"]) > 300
+    assert not is_real_test(trained["message_id"]).any(), "real-test is never trained on"
+    assert first.real_test_rows == int(run.data.params["real_test_rows"]) > 150
+    assert run.data.tags["thresholds_chosen_on"] == "real"
+    assert {f"real_oof.{h}.macro_f1" for h in HEADS} | {f"real_test.{h}.macro_f1" for h in HEADS} <= set(
+        run.data.metrics)
+    assert first.result.model.kind_head is not None
+    plots = {a.path.removeprefix("plots/") for a in client.list_artifacts(first.run_id, "plots")}
+    assert {f"real_test_{h}_confusion.png" for h in HEADS} <= plots
+    # a second model is judged against the champion on real-test as well
+    second = train_and_log([seed_subset], config.model_copy(update={"seed": 7}), settings, progress=False)
+    real_checks = {c.name: c for c in second.gate.checks if c.name.startswith("real_test.")}
+    assert set(real_checks) == {f"real_test.{h}.macro_f1" for h in HEADS}
+    for check in real_checks.values():
+        assert check.champion == pytest.approx(run.data.metrics[f"real_test.{check.name.split('.')[1]}.macro_f1"])

@@ -27,9 +27,23 @@ def validate_cmd(path: Annotated[Path, typer.Argument(help="labeled file")]) -> 
 
     df = load_labeled(path)
     typer.echo(f"{path}: {len(df)} messages OK")
-    for col in ("actionable", "priority_tier", "crisis", "reason"):
+    for col in ("actionable", "priority_tier", "crisis", "crisis_kind", "reason"):
         counts = df[col].astype("string").fillna("unknown").value_counts().to_dict()
         typer.echo(f"  {col}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@data_app.command("agreement")
+def agreement_cmd(
+    second: Annotated[Path, typer.Argument(help="the other annotator's labels (same columns as the label file)")] = (
+        Path("data/real/xci_labels_second_pass.csv")),
+    labels: Annotated[Path, typer.Option(help="the final label file")] = Path("data/real/xci_labels.csv"),
+    changes: Annotated[Path, typer.Option(help="first-pass labels where the final ones differ")] = (
+        Path("data/real/xci_label_changes.csv")),
+) -> None:
+    """Agreement (share identical, Cohen's kappa) between the first annotation pass and another (JSON)."""
+    from triage_ml.data.agreement import pass_agreement
+
+    typer.echo(json.dumps(pass_agreement(labels, second, changes), indent=2))
 
 
 @data_app.command("import")

@@ -77,7 +77,7 @@ def _log_comparison(challenger: Evaluation | None, champion: Evaluation | None, 
             theirs = (champion.probs[head][target.mask], champion.thresholds[head], f"champion v{champion_version}")
         for name, fig in comparison_figures(head, y, (challenger.probs[head][target.mask],
                                                       challenger.thresholds[head], "challenger"), theirs).items():
-            mlflow.log_figure(fig, name if prefix == "gold" else f"{prefix}_{name}")
+            mlflow.log_figure(fig, name.replace("plots/gold_", f"plots/{prefix}_"))
             plt.close(fig)
 
 
