@@ -9,6 +9,7 @@ say how the model does on an industry it has never seen.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,10 +25,13 @@ from triage_ml.data.schema import load_labeled
 from triage_ml.errors import ConfigError
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.pipeline.config import RealDataConfig, TrainConfig
+from triage_ml.pipeline.cv import head_targets
 from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder
 from triage_ml.pipeline.evaluate import evaluate_frame
 from triage_ml.pipeline.holdout import gold_mask
-from triage_ml.pipeline.train import train
+from triage_ml.pipeline.metrics import head_metrics
+from triage_ml.pipeline.train import TrainingResult, train
+from triage_ml.routing import EscalationMap
 from triage_ml.settings import Settings
 from triage_ml.taxonomy import HEADS
 
@@ -77,6 +81,17 @@ def kind_metrics(model: TriageModel, data: pd.DataFrame) -> dict[str, float]:
             "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0))}
 
 
+def crisis_with_map(model: TriageModel, data: pd.DataFrame, routes: EscalationMap) -> dict[str, float]:
+    """Crisis metrics of what the service decides: the model's crisis risk after the escalation map's
+    watch-list lifts it to the map's floor (``scoring.escalate``), at the model's threshold."""
+    texts = data["text"].tolist()
+    risk = model.probabilities(texts, model.encoder.encode(texts))["crisis"]
+    lifted = np.array([max(r, routes.crisis_floor) if routes.topics_in(t) else r for r, t in zip(risk, texts,
+                                                                                                strict=True)])
+    target = head_targets(data)["crisis"]
+    return head_metrics("crisis", target.y, lifted[target.mask], model.thresholds["crisis"])
+
+
 def _round(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     return {h: {k: round(v, 4) for k, v in m.items()} for h, m in metrics.items()}
 
@@ -102,7 +117,18 @@ def run_variant(config: TrainConfig, settings: Settings, seed_paths: Sequence[st
     real_test = load_real(real.texts, real.labels, split="test")
     encoder = make_encoder(config.encoder or settings.encoder, settings, config.batch_size)
     result = train(data, config, encoder, progress=progress, encoders=finetuned_encoders(settings))
-    model = result.model
+    with tempfile.TemporaryDirectory() as tmp:  # judged as served: saved with its ONNX exports, loaded back
+        model = TriageModel.load(result.model.save(Path(tmp) / "model", export_onnx=config.export_onnx),
+                                 threads=settings.torch_threads)
+        scores = _scores(model, result, data, seed_gold, real_test, start)
+        routes = EscalationMap.from_yaml(settings.routing_path)
+        scores["real_test_crisis_with_map"] = {k: round(v, 4) for k, v in
+                                               crisis_with_map(model, real_test, routes).items()}
+        return scores
+
+
+def _scores(model: TriageModel, result: TrainingResult, data: pd.DataFrame, seed_gold: pd.DataFrame,
+            real_test: pd.DataFrame, start: float) -> dict[str, Any]:
     return {"rows": len(data), "real_train_rows": int(is_real(data["message_id"]).sum()),
             "thresholds": {h: round(t, 4) for h, t in model.thresholds.items()},
             "thresholds_chosen_on": result.cv.selected_on,

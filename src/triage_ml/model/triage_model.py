@@ -58,7 +58,8 @@ class TriageModel:
     out-of-fold probabilities, see ``model.recalibration``) where there is one. ``exemplars`` (labeled
     training messages, columns EXEMPLAR_COLUMNS) and ``exemplar_vectors`` (their embeddings, (n, dim))
     let explanations cite the nearest labeled examples. ``kind_head`` (optional) is a fitted multi-class
-    classifier over the crisis kinds, asked only about crises.
+    classifier over the crisis kinds on the base encoder's embeddings (``similarity_vectors``), asked only
+    about crises.
     """
 
     def __init__(self, encoder: Encoder, heads: dict[str, Any], thresholds: dict[str, float],
@@ -107,7 +108,9 @@ class TriageModel:
         Ask only about crises: the head was fitted on crisis messages alone."""
         if self.kind_head is None or len(texts) == 0:
             return [(None, None)] * len(texts)
-        proba = self.kind_head.predict_proba(feature_frame(list(texts), embeddings))
+        # the kind head reads the base encoder's space: fine-tuning pulls every crisis together, which blurs
+        # the kinds (leave-one-out on real-train's crises: 0.77 correct on fine-tuned embeddings, 0.86 on base)
+        proba = self.kind_head.predict_proba(feature_frame(list(texts), self.similarity_vectors(texts, embeddings)))
         best = proba.argmax(axis=1)
         return [(str(self.kind_head.classes_[i]), float(proba[row, i])) for row, i in enumerate(best)]
 

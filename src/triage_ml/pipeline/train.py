@@ -26,7 +26,7 @@ from triage_ml.pipeline.cv import (
     make_folds,
     out_of_fold,
 )
-from triage_ml.pipeline.fold_features import FineTunedFeatures, FrozenFeatures
+from triage_ml.pipeline.fold_features import FineTunedFeatures, FrozenFeatures, embed
 from triage_ml.pipeline.metrics import head_metrics
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
@@ -144,7 +144,10 @@ def train(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *, progress
     features, final_encoder = source.final()
     weights = row_weights(data, config)
     heads = fit_heads(features, cv.targets, config, weights=weights)
-    kind_head = fit_kind_head(features, data, config, weights=weights) if config.crisis_kind_head else None
+    kind_head = None
+    if config.crisis_kind_head:  # on the base encoder's embeddings, as TriageModel.crisis_kinds reads them
+        base = features if final_encoder is encoder else embed(data, encoder, progress=progress)
+        kind_head = fit_kind_head(base, data, config, weights=weights)
     digest = dataset_hash(data)
     metadata = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_hash": digest,
                 "n_rows": len(data), "config": config.to_dict(),
