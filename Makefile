@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-## run: install, train on the seed data if no model is registered, start the scoring service
+## run: install, train on the bundled data (seed + real-train) if no model is registered, start the service
 run: install
 	@$(BIN)/triage-ml dev-keys
 	$(BIN)/triage-ml train --if-missing

@@ -73,13 +73,22 @@ def _train(paths: list[Path], config: Path, *, register: bool, progress: bool, f
     outcome = train_and_log(paths, cfg, settings, register=register, dry_run=dry_run, progress=progress,
                             later_wins=from_store, extra_params=extra)
     cv = outcome.result.cv
-    typer.echo(f"trained on {outcome.result.n_rows} messages (data {outcome.result.data_hash[:12]}; "
-               f"{outcome.gold_rows} more held out as the gold set), {cfg.cv_folds}-fold out-of-fold metrics:")
-    for head, m in cv.metrics.items():
-        crisis = (f"  recall {m['recall_at_threshold']:.3f}  precision {m['precision_at_threshold']:.3f}"
-                  if head == "crisis" else "")
-        typer.echo(f"  {head:<14} macro F1 {m['macro_f1']:.3f}  PR-AUC {m['pr_auc']:.3f}  "
-                   f"Brier {m['brier']:.3f}  threshold {m['threshold']:.2f}{crisis}")
+    held = f"{outcome.gold_rows} more held out as the gold set"
+    if outcome.real_test_rows:
+        held += f", {outcome.real_test_rows} real tweets as real-test"
+    typer.echo(f"trained on {outcome.result.n_rows} messages (data {outcome.result.data_hash[:12]}; {held}), "
+               f"{cfg.cv_folds}-fold out-of-fold metrics:")
+    _echo_metrics(cv.metrics)
+    if cv.real_metrics:
+        typer.echo(f"  on the real tweets alone (thresholds chosen on {cv.selected_on} rows):")
+        _echo_metrics(cv.real_metrics)
+    if outcome.real_test_rows:
+        from mlflow import MlflowClient
+
+        logged = MlflowClient().get_run(outcome.run_id).data.metrics
+        typer.echo("real-test (never trained on): " + ", ".join(
+            f"{h} macro F1 {logged[f'real_test.{h}.macro_f1']:.3f}" for h in cv.metrics
+            if f"real_test.{h}.macro_f1" in logged))
     typer.echo(f"run {outcome.run_id}; model {outcome.model_uri}")
     if outcome.gate is not None:
         for check in outcome.gate.checks:
@@ -87,6 +96,14 @@ def _train(paths: list[Path], config: Path, *, register: bool, progress: bool, f
         what = "dry run, nothing registered" if dry_run else f"version {outcome.version}"
         typer.echo(f"{what}: {outcome.gate.summary()}")
     typer.echo(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.resolved_tracking_uri()}")
+
+
+def _echo_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    for head, m in metrics.items():
+        crisis = (f"  recall {m['recall_at_threshold']:.3f}  precision {m['precision_at_threshold']:.3f}"
+                  if head == "crisis" else "")
+        typer.echo(f"  {head:<14} macro F1 {m['macro_f1']:.3f}  PR-AUC {m['pr_auc']:.3f}  "
+                   f"Brier {m['brier']:.3f}  threshold {m['threshold']:.2f}{crisis}")
 
 
 @app.command("promote")
