@@ -82,6 +82,8 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
             rows = []
             for row in batch.to_dict("records"):
                 row["text"] = row["text"] or ""  # a null text is scored as empty, as the model's UDF does
+                if row["crisis_kind"] == "None":  # MLflow's UDF casts string fields with numpy: None -> "None"
+                    row["crisis_kind"] = None
                 context = {c: (None if pd.isna(row.get(c)) else row.get(c)) for c in CONTEXT_COLUMNS}
                 message = Message(text=row["text"], author=context["author"], channel=context["channel"],
                                   brand=context["brand"],
