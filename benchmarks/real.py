@@ -77,10 +77,12 @@ def main() -> None:
         name, changes = variants[0]
         lodo = run_lodo(override(base, changes), settings, [args.seed_data], progress=args.progress)
         emit({"variant": name, "lodo": lodo})
-        print("\n| held-out domain | tweets | actionable macro F1 | tier macro F1 | crises |\n|---|---|---|---|---|")
+        print("\n| held-out domain | tweets (noise) | actionable recall | noise recall | accuracy "
+              "| actionable macro F1 | tier macro F1 (tier 2) | crises |\n|---|---|---|---|---|---|---|---|")
         for domain, m in lodo.items():
-            print(f"| {domain} | {m['n']} | {m.get('actionable.macro_f1', float('nan')):.3f} | "
-                  f"{m.get('priority_tier.macro_f1', float('nan')):.3f} | {m['crises']} |")
+            print(f"| {domain} | {m['n']} ({m['noise']}) | {m['actionable.recall']:.3f} | {m['noise.recall']:.3f} | "
+                  f"{m['actionable.accuracy']:.3f} | {m['actionable.macro_f1']:.3f} | "
+                  f"{m.get('priority_tier.macro_f1', float('nan')):.3f} ({m.get('tier2', 0)}) | {m['crises']} |")
 
 
 if __name__ == "__main__":

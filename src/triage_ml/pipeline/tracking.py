@@ -93,6 +93,12 @@ def load_training_data(paths: Sequence[str | Path], *, later_wins: bool = False,
     return data
 
 
+def split_gold(data: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows that train, the gold set). Real rows are never gold: real-test is their held-out set."""
+    held_out = gold_mask(data, config.holdout) & ~is_real(data["message_id"])
+    return data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
+
+
 def real_test_data(config: TrainConfig) -> pd.DataFrame:
     """Real-test (``data.real``) when the config uses the real data, else an empty frame."""
     if config.real_data is None:
@@ -107,10 +113,8 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
     registry -> promotion gate. ``dry_run``: everything is logged and the gate decides, but nothing is
     registered and no alias moves."""
     data = load_training_data(data_paths, later_wins=later_wins, config=config)
-    # real rows have real-test as their holdout; the gold set is drawn from the other rows
-    held_out = gold_mask(data, config.holdout) & ~is_real(data["message_id"])
+    train_data, gold = split_gold(data, config)
     real_test = real_test_data(config)
-    train_data, gold = data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
     client = configure_mlflow(settings)
     base_name = config.encoder or settings.encoder
     encoder = make_encoder(base_name, settings, config.batch_size)
