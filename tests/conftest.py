@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -159,7 +160,9 @@ def label_studio(tmp_path_factory):
     log = data / "label-studio.log"
     with log.open("w") as out:
         proc = subprocess.Popen([str(LABEL_STUDIO_BIN), "start", "--no-browser", "--host", "127.0.0.1", "--port",
-                                 str(port), "--username", email, "--password", secrets.token_urlsafe(12),
+                                 str(port), "--username", email,
+                                 # one argument: a token_urlsafe password may begin with "-"
+                                 f"--password={secrets.token_urlsafe(12)}",
                                  "--user-token", token], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -167,8 +170,9 @@ def label_studio(tmp_path_factory):
         wait_until_up(proc, f"{url}/health", log, timeout=240, interval=1)
         yield LabelStudioServer(url, email, token, log)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already (the error above says why)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

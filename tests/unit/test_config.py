@@ -8,8 +8,10 @@ from triage_ml.taxonomy import HEADS
 def test_default_config_loads_and_round_trips():
     cfg = TrainConfig.from_yaml("training/configs/default.yaml")
     assert set(cfg.heads) == set(HEADS)
-    assert cfg.thresholds["crisis"].policy == "max_precision_at_recall"
-    assert cfg.thresholds["crisis"].min_recall == 0.9
+    # thresholds for real traffic, chosen on real-train's out-of-fold probabilities
+    assert cfg.thresholds["crisis"].policy == "best_f1"
+    assert cfg.thresholds["actionable"].policy == cfg.thresholds["priority_tier"].policy == "best_macro_f1"
+    assert cfg.real_data is not None and cfg.real_data.select_on_real
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.flat_params()["heads.crisis.text_C"] == "10.0"
     assert cfg.finetune.enabled and cfg.calibration.refit_on_oof  # the default path fine-tunes
