@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.state import ServiceState
+from triage_ml.review.push import WEBHOOK_HEADER
 from triage_ml.scoring import LoadedModel
+from triage_ml.settings import Settings
+from triage_ml.store.keys import Identity, hash_key
 
 
 def get_state(request: Request) -> ServiceState:
@@ -28,19 +31,69 @@ def get_loaded_model(state: StateDep) -> LoadedModel:
 ModelDep = Annotated[LoadedModel, Depends(get_loaded_model)]
 
 
-def get_role(state: StateDep, x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
-    """The caller's role from ``X-API-Key``. Every key is compared, in constant time, before answering."""
-    if not x_api_key:
+def authenticate(keys: list[tuple[str, str]], given: str | None, people: Mapping[str, Identity]) -> Identity:
+    """Who holds the key ``given``; 401 when it is missing or unknown. ``keys`` are TRIAGE_API_KEYS' (role, key)
+    pairs, each compared in constant time before answering; they name nobody. ``people`` maps the SHA-256 of each
+    active personal key to its role and person (``ServiceState.people``): a lookup by hash, whose timing can tell
+    about the hash only, never about a key."""
+    if not given:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header",
                             headers={"WWW-Authenticate": "ApiKey"})
-    given = x_api_key.encode()
+    given_bytes = given.encode()
     role = None
-    for candidate_role, key in state.keys:
-        if hmac.compare_digest(given, key.encode()) and role is None:
+    for candidate_role, key in keys:
+        if hmac.compare_digest(given_bytes, key.encode()) and role is None:
             role = candidate_role
-    if role is None:
+    identity = Identity(role, None) if role is not None else people.get(hash_key(given))
+    if identity is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "ApiKey"})
-    return role
+    return identity
+
+
+def check_webhook_secret(settings: Settings | None, given: str | None) -> None:
+    """401 unless ``given`` is the configured Label Studio webhook secret (compared in constant time)."""
+    expected = settings.label_studio_webhook_secret if settings is not None else None
+    if expected is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this service has no webhook secret, so it accepts no "
+                            "Label Studio events: set TRIAGE_LABEL_STUDIO_WEBHOOK_SECRET")
+    if not given or not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or wrong {WEBHOOK_HEADER}")
+
+
+def get_identity(request: Request, state: StateDep,
+                 x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Identity:
+    """The caller's role and person: the guard (serving/middleware.py) found them before the body was read."""
+    role = getattr(request.state, "role", None)
+    if role is not None:
+        return Identity(role, getattr(request.state, "person", None))
+    return authenticate(state.keys, x_api_key, state.people)
+
+
+def get_role(identity: Annotated[Identity, Depends(get_identity)]) -> str:
+    return identity.role
+
+
+def get_person(identity: Annotated[Identity, Depends(get_identity)]) -> str | None:
+    """The person whose key this is; None for a TRIAGE_API_KEYS key (a service account's)."""
+    return identity.person
+
+
+Person = Annotated[str | None, Depends(get_person)]
+
+
+def speaks_for(person: str | None, named: str | None, field: str) -> str:
+    """The person a body names in ``field`` (e.g. ``decisions.0.agent``), checked against the key: a personal key
+    may name only its own person (403 otherwise), and leaving the field out means them; a service account's key
+    names nobody, so the body must (422)."""
+    if person is None:
+        if named is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": (
+                "field required: this API key is a service account's, so name the person; a personal key "
+                "(`triage-ml keys create`) fills it in")}])
+        return named
+    if named is not None and named != person:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{field}: this key belongs to '{person}'")
+    return person
 
 
 def require(*roles: str) -> Callable[[str], str]:

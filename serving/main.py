@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.middleware import Guard
 from serving.routes import admin, alerts, feedback, health, model, score, webhooks
 from serving.state import ServiceState
 from triage_ml import __version__
@@ -21,42 +19,6 @@ from triage_ml.errors import ConflictError, NotFoundError, ReviewUnavailableErro
 from triage_ml.settings import Settings, get_settings
 
 log = logging.getLogger("triage_ml.serving")
-
-
-class LimitAndMeasure:
-    """Pure ASGI middleware: refuses declared bodies over the limit (413) and records request counts and
-    latency per route. (Starlette's ``BaseHTTPMiddleware`` cost ~2 ms per request here.)"""
-
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            response = JSONResponse({"detail": f"request body over {self.max_body_bytes:,} bytes"}, status_code=413)
-            await response(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status_code = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            service = getattr(scope["app"].state, "service", None) if "app" in scope else None
-            if service is not None:
-                path = getattr(scope.get("route"), "path", "unmatched")
-                service.metrics.requests.labels(path, scope["method"], str(status_code)).inc()
-                service.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    webhooks.router):
         app.include_router(router)
 
-    app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds,
+                       rate_limit=settings.rate_limit)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not read the JSON body
+            return JSONResponse({"detail": [{"field": "body", "message": _unreadable(exc.__cause__)}]},
+                                status_code=422)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
@@ -116,6 +82,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
     return app
+
+
+def _unreadable(cause: BaseException) -> str:
+    """Why a body that is JSON by its first bytes could not be read, and the fix."""
+    if isinstance(cause, RecursionError):
+        return "JSON nested too deeply to read; send at most a few hundred levels"
+    if isinstance(cause, UnicodeDecodeError):
+        return "body is not UTF-8; send JSON encoded as UTF-8"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "a number in the body has more than 4,300 digits; send it as a string or round it"
+    return "body could not be read as JSON; send UTF-8 JSON"
 
 
 def _message(err: dict) -> str:

@@ -4,12 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from triage_ml.data.schema import MAX_TEXT_CHARS
+from triage_ml.data.schema import MessageText
 from triage_ml.labels.decisions import Decision, close_labels, explicit_labels
 from triage_ml.labels.decisions import Id as StoredId
 from triage_ml.messages import MessageIn
+from triage_ml.settings import ROLES
+from triage_ml.store.keys import NAME_PATTERN, check_name
+
+# Label Studio's ids, within the label store's integer range (a 64-bit signed integer on both databases)
+LabelStudioId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+
+
+class _LabelStudioTask(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: LabelStudioId | None = None
+    project: LabelStudioId | None = None
+
+
+class _LabelStudioProject(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: LabelStudioId | None = None
+
+
+class LabelStudioEvent(BaseModel):
+    """A Label Studio webhook event: the fields the service reads are checked, the rest kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+    action: StrictStr | None = None
+    task: _LabelStudioTask | None = None
+    project: _LabelStudioProject | None = None
 
 
 class ScoreRequest(BaseModel):
@@ -90,11 +115,26 @@ class ReloadResult(BaseModel):
 
 
 # -- feedback and disputes ---------------------------------------------------------------------------------
+# Who a body names (a decision's agent, a flag's by, a resolution's lead) is checked against the key
+# (serving.deps.speaks_for): a personal key may name only its person, and leaving the field out means them.
+PERSON = "the person; with a personal key, leave it out (it is the key's person) or name them (anyone else: 403)"
+
+
+class DecisionIn(Decision):
+    """A decision as the API takes it: ``agent`` may be left out when the key is the agent's own."""
+
+    agent: StoredId | None = Field(None, description=f"who decided: {PERSON}")  # type: ignore[assignment]
+
+    def by(self, agent: str) -> Decision:
+        """The decision as recorded, by ``agent``."""
+        return Decision(**{**dict(self), "agent": agent})
+
+
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"decisions": [
         {"event_id": "evt-0001", "message_id": "tw-1", "agent": "ana", "action": "escalated", "team": "pr",
          "model_version": "3"}]}]})
-    decisions: Annotated[list[Decision], Field(min_length=1, description="one decision is a batch of one")]
+    decisions: Annotated[list[DecisionIn], Field(min_length=1, description="one decision is a batch of one")]
 
 
 class LabelsOut(BaseModel):
@@ -118,9 +158,9 @@ class FeedbackResponse(BaseModel):
 class FlagRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message_id: StoredId
-    by: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$", description="who flags it")]
+    by: StoredId | None = Field(None, description=f"who flags it: {PERSON}")
     reason: Annotated[StrictStr, Field(min_length=1, max_length=2000, description="why the label is in doubt")]
-    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None = Field(
+    text: MessageText | None = Field(
         None, description="the message's text, when the store has not seen the message")
 
 
@@ -129,7 +169,7 @@ class Resolution(BaseModel):
     actionable and tier 1; noise has no tier and no crisis)."""
 
     model_config = ConfigDict(extra="forbid")
-    lead: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
+    lead: StoredId | None = Field(None, description=f"who answers: {PERSON}")
     actionable: StrictBool | None = None
     priority_tier: Literal[1, 2] | None = None
     crisis: StrictBool | None = None
@@ -153,7 +193,8 @@ class Dispute(BaseModel):
     message: dict[str, Any]
     prediction: dict[str, Any] | None
     decisions: list[dict[str, Any]]
-    reasons: list[dict[str, Any]]
+    reasons: list[dict[str, Any]] = Field(description="distinct reasons {rule, detail, count, at (first), last_at, "
+                                          "...}: a repeated reason is counted, not listed again")
     resolved_at: str | None
     resolved_by: str | None
     resolution: dict[str, Any] | None
@@ -162,6 +203,34 @@ class Dispute(BaseModel):
 
 
 class DisputeList(BaseModel):
+    """One page of disputes, by id. Each dispute's ``reasons`` are distinct, each with its ``count``."""
+
     disputes: list[Dispute]
-    limit: int
-    offset: int
+    limit: int = Field(description="the page size applied (default 50, at most 100)")
+    offset: int = Field(description="disputes skipped before this page")
+    total: int = Field(description="disputes in this state, over all pages")
+    next_offset: int | None = Field(description="the offset of the next page; null after the last")
+
+
+# -- personal API keys (admin) --------------------------------------------------------------------------------
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "agent", "name": "ana"}]})
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    name: Annotated[StrictStr, AfterValidator(check_name), Field(json_schema_extra={"pattern": NAME_PATTERN},
+                                                                  description="the person, as decisions and "
+                                                                  "resolutions name them (e.g. ana)")]
+
+
+class KeyInfo(BaseModel):
+    name: str
+    role: str
+    created_at: str
+    revoked_at: str | None = Field(description="null while the key is active")
+
+
+class KeyCreated(KeyInfo):
+    key: str = Field(description="the key, shown this once: only its SHA-256 is stored")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo] = Field(description="by name, the newest first; never a key or its hash")

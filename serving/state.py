@@ -1,4 +1,5 @@
-"""What the service holds while it runs: the loaded model, the escalation map, the batcher.
+"""What the service holds while it runs: the loaded model, the escalation map, the batcher, the active
+personal API keys.
 
 The model and the map are swapped by assigning a new object: a batch takes its references when it
 starts, so requests in flight finish on the old model and every response names the version that
@@ -21,6 +22,7 @@ from pathlib import Path
 import anyio
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from serving.metrics import ServiceMetrics
 from triage_ml.batching import MicroBatcher
@@ -35,6 +37,7 @@ from triage_ml.routing import EscalationMap
 from triage_ml.scoring import LoadedModel, Message, score, score_with_embeddings
 from triage_ml.settings import Settings
 from triage_ml.store.db import Store
+from triage_ml.store.keys import Identity, active_keys
 
 log = logging.getLogger("triage_ml.serving")
 shadow_log = logging.getLogger("triage_ml.shadow")
@@ -52,12 +55,19 @@ class ServiceState:
         self._routes_mtime = _mtime(settings.routing_path)
         self.loaded: LoadedModel | None = None
         self.batcher = MicroBatcher(self._score_batch, max_items=settings.batch_max_messages,
-                                    max_wait=settings.batch_wait_ms / 1000)
+                                    max_wait=settings.batch_wait_ms / 1000, cost=_encoder_chars,
+                                    max_cost=settings.batch_max_chars)
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task | None = None
         connect_mlflow(settings)
         self.client = MlflowClient()
         self.store = Store(settings.database_url, auto_migrate=settings.database_auto_migrate)
+        # Personal keys (store/keys.py): SHA-256 of each active key -> its role and person. The guard reads this
+        # on the event loop for every request, so the store is not queried per request: the poller re-reads it
+        # every routing_poll_seconds, and the admin API at once after it creates or revokes a key.
+        self.people: dict[str, Identity] = {}
+        self._people_stale = False
+        self._people_lock = asyncio.Lock()  # one read at a time, so an older read never replaces a newer one
         self.dispute_policy = DisputePolicy(settings.dispute_confidence, settings.dispute_crisis_high,
                                             settings.dispute_crisis_low)
         key = settings.label_studio_api_key
@@ -66,7 +76,8 @@ class ServiceState:
         self._shadow_tasks: set[asyncio.Task] = set()
         self.spikes = SpikeDetector(SpikeConfig(
             window_seconds=settings.spike_window_seconds, similarity=settings.spike_similarity,
-            min_cluster=settings.spike_min_cluster, crisis_min=settings.spike_crisis_min))
+            min_cluster=settings.spike_min_cluster, crisis_min=settings.spike_crisis_min,
+            max_clock_skew_seconds=settings.max_clock_skew_seconds))
         self.metrics.watch_spikes(self.spikes)
         self._watch: queue.Queue = queue.Queue(maxsize=256)
         self._watcher = threading.Thread(target=self._watch_spikes, name="spike-watcher", daemon=True)
@@ -77,6 +88,7 @@ class ServiceState:
             await anyio.to_thread.run_sync(self.store.ensure_schema)
         except StoreUnavailableError as exc:  # scoring works without it; feedback answers 503 until it is back
             log.error("%s; feedback and disputes answer 503 until it is reachable", exc)
+        await self.refresh_keys()
         await self.reload_model(force=True)
         if self.settings.spike_alerts:  # off: nothing is queued for it, so it is not started
             self._watcher.start()
@@ -160,8 +172,9 @@ class ServiceState:
                          for m, r in zip(messages, theirs, strict=True) if m.message_id]
                 await anyio.to_thread.run_sync(record_predictions, self.store, shadow.name, shadow.version, items)
 
-    async def score(self, messages: list[Message]) -> tuple[list[dict], LoadedModel]:
-        results, loaded = await self.batcher.submit(messages)
+    async def score(self, messages: list[Message], caller: str | None = None) -> tuple[list[dict], LoadedModel]:
+        """Results and the model that produced them; ``caller`` (who asks) takes turns with other callers."""
+        results, loaded = await self.batcher.submit(messages, caller)
         self.metrics.count(results)
         return results, loaded
 
@@ -231,6 +244,22 @@ class ServiceState:
         self.routes = routes
         self._routes_mtime = _mtime(self.settings.routing_path)
 
+    async def refresh_keys(self) -> None:
+        """Re-read the active personal keys. When the store cannot be read, the last keys read stay in force
+        (a revocation then waits for the store) and the failure is logged once."""
+        async with self._people_lock:
+            try:
+                people = await anyio.to_thread.run_sync(active_keys, self.store)
+            except (StoreUnavailableError, SQLAlchemyError) as exc:
+                if not self._people_stale:
+                    log.warning("personal API keys not re-read, the last %d read stay in force: %s",
+                                len(self.people), str(exc).splitlines()[0])
+                self._people_stale = True
+                return
+            if self._people_stale:
+                log.info("personal API keys re-read: %d active", len(people))
+            self.people, self._people_stale = people, False
+
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
         next_model_check = loop.time() + self.settings.model_poll_seconds
@@ -244,6 +273,7 @@ class ServiceState:
                     log.info("routing map reloaded from %s", self.settings.routing_path)
                 except ConfigError as exc:
                     log.error("routing map not reloaded, previous map stays in force: %s", exc)
+            await self.refresh_keys()
             if self.settings.model_poll_seconds and loop.time() >= next_model_check:
                 next_model_check = loop.time() + self.settings.model_poll_seconds
                 try:
@@ -260,6 +290,11 @@ class ServiceState:
             return True
         except Exception:
             return False
+
+
+def _encoder_chars(message: Message) -> int:
+    """What a message costs the encoder, in characters: it reads at most 256 tokens (~1,000 characters)."""
+    return min(len(message.text), 1000)
 
 
 def _epoch(created_at: str | None, default: float) -> float:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from serving.deps import Admin, StateDep
-from serving.schemas import ModelRef, ReloadResult
+from serving.schemas import KeyCreated, KeyInfo, KeyList, KeyRequest, ModelRef, ReloadResult
 from triage_ml.errors import ConfigError, ModelNotFoundError
+from triage_ml.store import keys
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -24,3 +28,36 @@ async def reload(state: StateDep, _: Admin) -> ReloadResult:
                             f"routing map refused, previous map stays in force: {exc}") from None
     return ReloadResult(model=ModelRef(name=state.loaded.name, version=state.loaded.version),
                         model_changed=changed, routing_map=routing)
+
+
+# -- personal API keys: one per person, so what a body says about who decided is checked against the key ------
+KEY_ERRORS = {401: {"description": "missing or invalid X-API-Key"}, 403: {"description": "not an admin key"},
+              503: {"description": "the label store is unreachable; nothing was written"}}
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED, responses={
+    **KEY_ERRORS, 409: {"description": "the name already has an active key; revoke it first"},
+    422: {"description": "unknown role, or a name that is not a plain handle"}})
+async def create_key(body: KeyRequest, response: Response, state: StateDep, _: Admin) -> KeyCreated:
+    """A key for one person (``name``) with ``role``. The key is in this answer only: the store keeps its hash.
+    It works at once on this worker, and on the others within their poll interval."""
+    key, view = await anyio.to_thread.run_sync(keys.create_key, state.store, body.role, body.name)
+    await state.refresh_keys()
+    response.headers["Cache-Control"] = "no-store"
+    return KeyCreated(**view, key=key)
+
+
+@router.get("/keys", response_model=KeyList, responses=KEY_ERRORS)
+async def list_keys(state: StateDep, _: Admin) -> KeyList:
+    """Every key's person, role, creation and revocation; never a key or its hash."""
+    return KeyList(keys=[KeyInfo(**v) for v in await anyio.to_thread.run_sync(keys.list_keys, state.store)])
+
+
+@router.delete("/keys/{name}", response_model=KeyInfo, responses={
+    **KEY_ERRORS, 404: {"description": "no active key with this name"}})
+async def revoke_key(name: Annotated[str, Path(pattern=keys.NAME_PATTERN, description="whose key")], state: StateDep,
+                     _: Admin) -> KeyInfo:
+    """Revoke a person's active key: this worker refuses it at once, the others within their poll interval."""
+    view = await anyio.to_thread.run_sync(keys.revoke_key, state.store, name)
+    await state.refresh_keys()
+    return KeyInfo(**view)

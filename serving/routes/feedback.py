@@ -7,13 +7,14 @@ from typing import Annotated, Literal
 import anyio
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from serving.deps import Agent, AgentOrLead, Lead, StateDep
+from serving.deps import Agent, AgentOrLead, Lead, Person, StateDep, speaks_for
 from serving.schemas import Dispute, DisputeList, FeedbackRequest, FeedbackResponse, FlagRequest, Resolution
 from triage_ml.labels import feedback
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 DisputeId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a dispute's id")]
-ERRORS = {401: {"description": "missing or invalid X-API-Key"}, 403: {"description": "wrong role"},
+ERRORS = {401: {"description": "missing or invalid X-API-Key"},
+          403: {"description": "wrong role, or a personal key naming someone else"},
           503: {"description": "the label store is unreachable; nothing was written"}}
 
 
@@ -21,23 +22,26 @@ ERRORS = {401: {"description": "missing or invalid X-API-Key"}, 403: {"descripti
     **ERRORS, 404: {"description": "unknown message_id and no text"},
     409: {"description": "event_id reused for a different decision"}, 413: {"description": "batch over the limit"},
     422: {"description": "invalid decision"}})
-async def post_feedback(body: FeedbackRequest, state: StateDep, _: Agent) -> FeedbackResponse:
+async def post_feedback(body: FeedbackRequest, state: StateDep, _: Agent, person: Person) -> FeedbackResponse:
     """Record agent decisions as labels. Idempotent per ``event_id``: a replay answers the same and writes
-    nothing. The batch is stored atomically, and the answer comes only after the commit."""
+    nothing. The batch is stored atomically, and the answer comes only after the commit. With a personal key,
+    every decision is the key's agent's: ``agent`` may be left out, and naming anyone else refuses the batch."""
     limit = state.settings.max_decisions
     if len(body.decisions) > limit:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                             f"decisions: {len(body.decisions)} in one request; the limit is {limit}")
-    results = await anyio.to_thread.run_sync(feedback.record_decisions, state.store, body.decisions,
+    decisions = [d.by(speaks_for(person, d.agent, f"decisions.{i}.agent")) for i, d in enumerate(body.decisions)]
+    results = await anyio.to_thread.run_sync(feedback.record_decisions, state.store, decisions,
                                              state.dispute_policy)
     return FeedbackResponse(results=results)
 
 
 @router.post("/disputes", response_model=Dispute, status_code=status.HTTP_201_CREATED,
              responses={**ERRORS, 404: {"description": "unknown message_id and no text"}})
-async def flag(body: FlagRequest, state: StateDep, role: AgentOrLead) -> Dispute:
+async def flag(body: FlagRequest, state: StateDep, role: AgentOrLead, person: Person) -> Dispute:
     """Flag a message's label by hand: opens a dispute, or adds the reason to the open one."""
-    view = await anyio.to_thread.run_sync(feedback.flag_dispute, state.store, body.message_id, body.by, role,
+    by = speaks_for(person, body.by, "by")
+    view = await anyio.to_thread.run_sync(feedback.flag_dispute, state.store, body.message_id, by, role,
                                           body.reason, body.text)
     return Dispute(**view)
 
@@ -45,12 +49,13 @@ async def flag(body: FlagRequest, state: StateDep, role: AgentOrLead) -> Dispute
 @router.get("/disputes", response_model=DisputeList, responses=ERRORS)
 async def list_disputes(state: StateDep, _: Lead,
                         dispute_state: Annotated[Literal["open", "resolved", "all"], Query(alias="state")] = "open",
-                        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                        limit: Annotated[int, Query(ge=1, le=100, description="page size")] = 50,
                         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> DisputeList:
-    """Disputes with the message, the latest prediction, every decision and why each is disputed."""
-    views = await anyio.to_thread.run_sync(feedback.list_disputes, state.store,
-                                           None if dispute_state == "all" else dispute_state, limit, offset)
-    return DisputeList(disputes=[Dispute(**v) for v in views], limit=limit, offset=offset)
+    """Disputes with the message, the latest prediction, every decision and why each is disputed, one page
+    at a time: ``total`` counts them all and ``next_offset`` is where the next page starts."""
+    page = await anyio.to_thread.run_sync(feedback.dispute_page, state.store,
+                                          None if dispute_state == "all" else dispute_state, limit, offset)
+    return DisputeList(**{**page, "disputes": [Dispute(**v) for v in page["disputes"]]})
 
 
 @router.get("/disputes/{dispute_id}", response_model=Dispute,
@@ -61,8 +66,9 @@ async def get_dispute(dispute_id: DisputeId, state: StateDep, _: Lead) -> Disput
 
 @router.post("/disputes/{dispute_id}/resolve", response_model=Dispute, responses={
     **ERRORS, 404: {"description": "no such dispute"}, 409: {"description": "already resolved"}})
-async def resolve(dispute_id: DisputeId, body: Resolution, state: StateDep, _: Lead) -> Dispute:
+async def resolve(dispute_id: DisputeId, body: Resolution, state: StateDep, _: Lead, person: Person) -> Dispute:
     """A lead's gold label: stored with source ``lead``, and the dispute is closed."""
-    view = await anyio.to_thread.run_sync(feedback.resolve_dispute, state.store, dispute_id, body.lead,
+    lead = speaks_for(person, body.lead, "lead")
+    view = await anyio.to_thread.run_sync(feedback.resolve_dispute, state.store, dispute_id, lead,
                                           body.labels(), body.note)
     return Dispute(**view)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from serving.deps import Scorer, StateDep
 from serving.schemas import ModelRef, ScoreRequest, ScoreResponse, ScoreResult
@@ -10,8 +10,9 @@ router = APIRouter(prefix="/v1", tags=["score"])
 
 @router.post("/score", response_model=ScoreResponse, responses={
     401: {"description": "missing or invalid X-API-Key"}, 403: {"description": "role is not scorer"},
-    413: {"description": "batch or body over the limit"}, 422: {"description": "invalid message"}})
-async def score_messages(body: ScoreRequest, state: StateDep, _: Scorer) -> ScoreResponse:
+    413: {"description": "batch or body over the limit"}, 422: {"description": "invalid message"},
+    429: {"description": "this key's rate limit; retry after the Retry-After header's seconds"}})
+async def score_messages(body: ScoreRequest, request: Request, state: StateDep, _: Scorer) -> ScoreResponse:
     """Score one message or a batch: actionable, tier, crisis risk, route and a short explanation.
 
     Results for messages with a ``message_id`` are recorded in the label store; scoring the same id again
@@ -26,7 +27,7 @@ async def score_messages(body: ScoreRequest, state: StateDep, _: Scorer) -> Scor
                                 [{"field": f"messages.{i}.text", "message":
                                   f"text is {len(m.text):,} characters; the limit is {limits.max_text_chars:,}"}])
     messages = [m.to_message() for m in body.messages]
-    results, loaded = await state.score(messages)
+    results, loaded = await state.score(messages, caller=request.state.caller)
     if any(m.message_id for m in messages):
         results = await state.record_predictions(loaded, messages, results)
     state.shadow_score(messages, results)

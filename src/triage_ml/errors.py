@@ -61,6 +61,10 @@ class ConflictError(TriageError):
     resolved twice (409)."""
 
 
+class KeyRequestError(TriageError, ValueError):
+    """A personal API key asked for with a role we do not know or a name that is not a plain handle (422)."""
+
+
 class ReviewUnavailableError(TriageError, ConnectionError):
     """Label Studio cannot be reached, refuses the token or refuses a request; nothing was marked pushed or
     resolved."""

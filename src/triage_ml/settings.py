@@ -31,12 +31,24 @@ class Settings(BaseSettings):
     routing_path: Path = Field(Path("serving/routing.yaml"), description="the escalation map")
     max_batch: int = Field(256, ge=1, description="messages per /v1/score request")
     max_text_chars: int = Field(10_000, ge=1)
-    max_body_bytes: int = Field(4_000_000, ge=1024, description="request bodies above this get 413")
+    max_clock_skew_seconds: float = Field(300.0, ge=0, description=(
+        "how far past this server's clock a message's created_at may be: later ones are refused (422 in the "
+        "API, a reject row in score-batch), and spike alerts never run further ahead of the clock"))
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="request bodies above this get 413, declared "
+                                "or chunked")
+    body_timeout_seconds: float = Field(30.0, gt=0, description="a request body not received whole this long "
+                                        "after its first read gets 408, and the connection closes")
     model_poll_seconds: float = Field(30.0, ge=0, description="how often the alias is checked; 0: never")
     routing_poll_seconds: float = Field(2.0, gt=0, description="how often the map file is checked")
     batch_wait_ms: float = Field(0.0, ge=0, description="extra wait for company before encoding a batch; "
                                  "requests arriving while a batch runs are batched anyway")
     batch_max_messages: int = Field(128, ge=1, description="messages encoded together at most")
+    batch_max_chars: int = Field(32_000, ge=1000, description="characters encoded together at most (a message "
+                                 "counts up to 1,000: the encoder reads 256 tokens); callers take turns, a slice "
+                                 "each, so one caller's long batch cannot stall another's message")
+    rate_limit: str | None = Field("3000/minute", description="requests per API key (limits' notation, e.g. "
+                                   "'50/second;3000/minute'), per worker process; past it 429 with Retry-After. "
+                                   "None: unlimited")
 
     shadow_alias: str | None = Field(None, description=(
         "also score every batch with the model under this alias (e.g. challenger), off the response path, "
@@ -73,6 +85,19 @@ class Settings(BaseSettings):
         "leads may change it there, and pull follows the project's value)"))
     label_studio_webhook_secret: SecretStr | None = Field(None, description=(
         "shared secret Label Studio sends in X-Triage-Webhook-Secret; the receiver refuses other requests"))
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"rate_limit {value!r} is not a rate like '3000/minute' or "
+                                 "'50/second;3000/minute'") from None
+        return value
 
     @field_validator("api_keys")
     @classmethod

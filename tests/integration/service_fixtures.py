@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -76,3 +77,22 @@ class RunningService:
     def client(self, role: str | None = "scorer") -> httpx.Client:
         headers = {"X-API-Key": KEYS[role]} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def alerts(service: RunningService) -> dict:
+    """GET /v1/alerts as a lead."""
+    with service.client("lead") as c:
+        r = c.get("/v1/alerts")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_for(service: RunningService, as_of: datetime, timeout: float = 120) -> dict:
+    """The alerts once the spike watcher has seen every message up to ``as_of``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = alerts(service)
+        if now["as_of"] and datetime.fromisoformat(now["as_of"]) >= as_of.replace(microsecond=0):
+            return now
+        time.sleep(0.3)
+    raise AssertionError(f"the spike watcher did not reach {as_of} in {timeout} s")

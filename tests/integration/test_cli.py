@@ -70,6 +70,7 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     import yaml
 
     from tests.conftest import CACHE_DIR, FROZEN_CONFIG
+    from triage_ml.data.io import read_table
     from triage_ml.labels.decisions import Decision
     from triage_ml.labels.disputes import DisputePolicy
     from triage_ml.labels.feedback import record_decisions
@@ -100,6 +101,45 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     mlflow.set_tracking_uri(f"sqlite:///{(tmp_path / 'mlruns' / 'mlflow.db').as_posix()}")
     [run_info] = mlflow.search_runs(experiment_names=["from-store"], output_format="list")
     assert run_info.data.params["store_export_rows"] == "3"
-    export = pd.read_csv(run_info.data.params["store_export"], dtype=str, keep_default_na=False)
+    export = read_table(run_info.data.params["store_export"])  # Parquet: read back exactly
+    assert run_info.data.params["store_export"].endswith(".parquet")
     assert set(export["message_id"]) == {*actionable["message_id"], "store-only-1"}
-    assert set(export.loc[export["message_id"].isin(actionable["message_id"]), "actionable"]) == {"False"}
+    assert set(export.loc[export["message_id"].isin(actionable["message_id"]), "actionable"]) == {False}
+
+
+def test_keys_create_list_revoke(tmp_path):
+    """Personal API keys (issue 19, finding 7): the key is printed once, alone on stdout; `keys list` never
+    shows a key or its hash; mistakes are one line and exit 2."""
+    from triage_ml.store.keys import hash_key
+
+    env = {"TRIAGE_DATABASE_URL": f"sqlite:///{(tmp_path / 'triage.db').as_posix()}"}
+    created = run("keys", "create", "--role", "agent", "--name", "ana", env=env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", key), created.stdout
+    assert "shown once" in created.stderr and key not in created.stderr
+    assert run("keys", "create", "--role", "lead", "--name", "lena", env=env).returncode == 0
+
+    for args, fragment in [(("create", "--role", "lead", "--name", "ana"), "'ana' already has an active key"),
+                           (("create", "--role", "boss", "--name", "bob"), "role 'boss' is not one of"),
+                           (("create", "--role", "agent", "--name", "bob smith"), "name 'bob smith'"),
+                           (("revoke", "bob"), "no active key named 'bob'"),
+                           (("create", "--role", "agent"), "Missing option '--name'")]:
+        result = run("keys", *args, env=env)
+        errors = [line for line in result.stderr.splitlines() if line.lower().startswith("error:")]
+        assert result.returncode == 2 and len(errors) == 1 and fragment in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
+
+    listed = run("keys", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^ana\s+agent\s+\S+\s+active$", listed.stdout, re.M), listed.stdout
+    assert re.search(r"^lena\s+lead\s+\S+\s+active$", listed.stdout, re.M), listed.stdout
+    revoked = run("keys", "revoke", "ana", env=env)
+    assert revoked.returncode == 0 and "revoked ana's agent key" in revoked.stdout, revoked.stderr
+    as_json = run("keys", "list", "--json", env=env)
+    assert [(k["name"], k["revoked_at"] is None) for k in json.loads(as_json.stdout)] == [("ana", False),
+                                                                                          ("lena", True)]
+    active = run("keys", "list", "--active", env=env)
+    assert "lena" in active.stdout and "ana" not in active.stdout
+    for out in (listed, as_json, active, revoked):
+        assert key not in out.stdout + out.stderr and hash_key(key) not in out.stdout + out.stderr

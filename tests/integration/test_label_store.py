@@ -93,15 +93,17 @@ def test_each_dispute_rule(store):
     assert out["disputes"]
     # agent vs a confident prediction
     record_predictions(store, "triage-ml", "3", [("b", "where is my refund??", {}, RESULT)])
-    [out] = record_decisions(store, [d("e3", message="b", action="marked_spam", model_version="3")], POLICY)
+    [out] = record_decisions(store, [d("e3", message="b", action="marked_spam", model_version="3",
+                                       text="where is my refund??")], POLICY)
     assert out["disputes"]
     # crisis head sure, agent did not escalate
     record_predictions(store, "triage-ml", "3", [("c", "the charger caught fire", {}, {**RESULT, "crisis_risk": 0.95})])
-    [out] = record_decisions(store, [d("e4", message="c")], POLICY)
+    [out] = record_decisions(store, [d("e4", message="c", text="the charger caught fire")], POLICY)
     assert out["disputes"]
     # ... and the reverse: escalated to PR while the head is sure it is no crisis
     record_predictions(store, "triage-ml", "3", [("e", "love the new menu", {}, {**RESULT, "crisis_risk": 0.001})])
-    [out] = record_decisions(store, [d("e5", message="e", action="escalated", team="pr")], POLICY)
+    [out] = record_decisions(store, [d("e5", message="e", action="escalated", team="pr", text="love the new menu")],
+                             POLICY)
     assert out["disputes"]
     # manual flag
     flagged = flag_dispute(store, "f", "lea", "lead", "sarcasm?", text="great, another delay")

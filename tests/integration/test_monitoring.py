@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import FROZEN_CONFIG, XCI
-from tests.integration.service_fixtures import RunningService
+from tests.integration.service_fixtures import RunningService, alerts, wait_for
 
 pytestmark = pytest.mark.integration
 CLI = str(Path(sys.executable).parent / "triage-ml")
@@ -71,24 +71,6 @@ def service(trained_store, tmp_path_factory):
     running = RunningService(settings, tmp_path_factory.mktemp("monitoring"), TRIAGE_MODEL_POLL_SECONDS="0").start()
     yield running
     running.stop()
-
-
-def alerts(service) -> dict:
-    with service.client("lead") as c:
-        r = c.get("/v1/alerts")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def wait_for(service, as_of: datetime, timeout: float = 60) -> dict:
-    """The alerts once the watcher has seen every message up to ``as_of``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = alerts(service)
-        if now["as_of"] and datetime.fromisoformat(now["as_of"]) >= as_of.replace(microsecond=0):
-            return now
-        time.sleep(0.3)
-    raise AssertionError(f"the spike watcher did not reach {as_of} in {timeout} s")
 
 
 def test_a_replayed_outage_raises_a_spike_alert_and_normal_traffic_does_not(service, seed):

@@ -7,12 +7,15 @@ real encoder's; crisis risk is the seed label's (0.9 for a crisis, 0.05 otherwis
 
 from __future__ import annotations
 
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from triage_ml.monitoring.spikes import SpikeConfig, SpikeDetector
+from triage_ml.monitoring.spikes import Alert, SpikeConfig, SpikeDetector
 
 BURST = (Path(__file__).parents[1] / "data" / "outage_burst.txt").read_text().splitlines()
 START = 1_780_000_000.0  # 2026-05-28, any fixed time
@@ -94,3 +97,131 @@ def test_crisis_pile_up_and_noise_and_brands_are_kept_apart(traffic):
     alerts = detector.active()
     assert [(a["brand"], a["kind"]) for a in alerts] == [("Nordtel", "crisis")]
     assert alerts[0]["value"] >= 4.0 and alerts[0]["examples"][0]["crisis_risk"] == 0.95
+
+
+# -- bounded memory and work, however alike the traffic (issue 19, finding 3) -----------------------------
+def alike(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors around one direction (pairwise cosine about 0.96): one problem, reworded."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=dim)
+    vectors = base + 0.2 * rng.normal(size=(n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def unrelated(n: int, dim: int = 384, seed: int = 1) -> np.ndarray:
+    """``n`` random unit vectors: no two about the same thing."""
+    vectors = np.random.default_rng(seed).normal(size=(n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_twenty_thousand_alike_messages_keep_memory_bounded_and_raise_one_alert():
+    detector = SpikeDetector()
+    tracemalloc.start()
+    try:
+        for i, vector in enumerate(alike(20_000)):  # one burst: 20,000 messages in 10 minutes
+            detector.observe("Nordtel", START + i * 0.03, vector, 0.0, actionable=True, message_id=f"m{i}",
+                             text=f"no signal anywhere in Leeds since 9am, ticket {i}")
+            if i == 999:
+                settled = tracemalloc.get_traced_memory()[0]
+            elif i % 1000 == 999:
+                grown = tracemalloc.get_traced_memory()[0] - settled
+                assert grown < 1_000_000, f"{grown / 1e6:.1f} MB more after {i + 1:,} messages than after 1,000"
+    finally:
+        tracemalloc.stop()
+    stored = detector.stored()
+    assert stored["brands"] == 1 and stored["clusters"] == 1, stored
+    assert stored["examples"] <= detector.config.examples * (detector.config.buckets + 2), stored
+    [alert] = detector.active()
+    assert (alert["brand"], alert["kind"], alert["value"]) == ("Nordtel", "cluster", 20_000)
+    assert [e["message_id"] for e in alert["examples"]] == ["m19999", "m19998", "m19997"]
+
+
+def test_work_per_message_is_bounded_however_varied_the_traffic():
+    config = SpikeConfig(max_clusters=32)
+    detector = SpikeDetector(config)
+    for i, vector in enumerate(unrelated(5_000)):  # each message unlike any other: a new cluster each time
+        before = detector.comparisons
+        detector.observe("Nordtel", START + i * 0.1, vector, 0.0, actionable=True, text=f"message {i}")
+        assert detector.comparisons - before <= config.max_clusters
+    assert detector.stored()["clusters"] == config.max_clusters
+    for i, vector in enumerate(alike(8), start=5_000):  # a burst still forms among them
+        detector.observe("Nordtel", START + i * 0.1, vector, 0.0, actionable=True, text=f"outage {i}")
+    [alert] = detector.active()
+    assert alert["kind"] == "cluster" and alert["value"] == 8
+    assert all(e["text"].startswith("outage") for e in alert["examples"])
+
+
+def test_brands_tracked_are_capped_and_the_stalest_goes_first():
+    detector = SpikeDetector(SpikeConfig(max_brands=50))
+    vectors = unrelated(1_000)
+    for i, vector in enumerate(vectors):  # 1,000 brands of one message each; Nordtel writes every 10th
+        brand = "Nordtel" if i % 10 == 0 else f"brand-{i}"
+        detector.observe(brand, START + i, vector, 0.0, actionable=True, text="hello")
+    assert detector.stored()["brands"] == 50
+    assert "Nordtel" in detector.brands() and "brand-1" not in detector.brands()
+
+
+# -- time from the messages cannot run ahead of the present (issue 19, findings 4 and 5) -----------------
+def test_a_message_from_the_future_does_not_silence_later_bursts():
+    detector = SpikeDetector()
+    vectors = alike(21)
+    far = datetime(2199, 1, 1, tzinfo=UTC).timestamp()
+    detector.observe("Munchly", far, vectors[0], 0.0, actionable=True, text="from the future")
+    now = time.time()
+    for i, vector in enumerate(vectors[1:]):  # an outage burst now, over the last ten minutes
+        detector.observe("Nordtel", now - 600 + 30 * i, vector, 0.0, actionable=True, text=f"outage {i}")
+    assert [a["kind"] for a in detector.active()] == ["cluster"]
+    assert detector.clock <= time.time() + detector.config.max_clock_skew_seconds
+
+
+def test_a_date_past_year_9999_cannot_break_the_alerts():
+    detector = SpikeDetector()
+    t = datetime.fromisoformat("9999-12-31T23:59:59-12:00").timestamp()  # year 10000 in UTC
+    for i, vector in enumerate(alike(8)):
+        detector.observe("Nordtel", t, vector, 0.9, actionable=True, text=f"outage {i}")
+    alerts = detector.active()
+    assert sorted(a["kind"] for a in alerts) == ["cluster", "crisis"]
+    assert all(datetime.fromisoformat(a["last_seen"]).timestamp() <= time.time() + 86_400 for a in alerts)
+    alert = Alert("Nordtel", "cluster", 1e15, 8.0, 1.0, 6.0, [], float("inf"))  # made by hand, out of range
+    assert alert.to_dict()["started_at"] == alert.to_dict()["last_seen"] == "9999-12-31T23:59:59+00:00"
+
+
+@pytest.fixture
+def skew(monkeypatch):
+    """Settings read afresh, with TRIAGE_MAX_CLOCK_SKEW_SECONDS set by the test."""
+    from triage_ml.settings import get_settings
+
+    def set_skew(seconds: str) -> None:
+        monkeypatch.setenv("TRIAGE_MAX_CLOCK_SKEW_SECONDS", seconds)
+        get_settings.cache_clear()
+
+    yield set_skew
+    monkeypatch.delenv("TRIAGE_MAX_CLOCK_SKEW_SECONDS", raising=False)
+    get_settings.cache_clear()
+
+
+def test_created_at_beyond_the_clock_skew_is_refused_by_the_api_schema_and_score_batch(skew):
+    from pydantic import ValidationError
+
+    from triage_ml.batch.score import parse_row
+    from triage_ml.messages import MessageIn
+
+    skew("3600")
+    soon = datetime.now(UTC) + timedelta(minutes=30)
+    assert MessageIn(text="hi", created_at=soon).created_at == soon
+    assert MessageIn(text="hi", created_at="2020-01-01T00:00:00").created_at.year == 2020  # the past is fine
+    for late in ("2199-01-01T00:00:00Z", "9999-12-31T23:59:59-12:00", (soon + timedelta(hours=1)).isoformat()):
+        with pytest.raises(ValidationError) as refused:
+            MessageIn(text="hi", created_at=late)
+        [error] = refused.value.errors()
+        assert error["loc"] == ("created_at",) and "TRIAGE_MAX_CLOCK_SKEW_SECONDS" in error["msg"], error
+        message, reason = parse_row({"text": "hi", "created_at": late}, "text")
+        assert message is None and reason.startswith("created_at: ") and "ahead of" in reason, reason
+
+
+def test_a_new_encoder_of_another_size_starts_the_clusters_afresh():
+    detector = SpikeDetector()
+    for i, vector in enumerate([*alike(8, dim=384), *alike(8, dim=768)]):  # a model reload between the two
+        detector.observe("Nordtel", START + i, vector, 0.0, actionable=True, text=f"outage {i}")
+    [alert] = detector.active()
+    assert alert["value"] == 8 and detector.stored()["clusters"] == 1

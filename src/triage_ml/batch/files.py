@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from triage_ml.data.io import table_format
+from triage_ml.data.io import csv_quoting, table_format
 from triage_ml.errors import DataValidationError
 
 
@@ -89,7 +89,8 @@ class ChunkWriter:
         if frame.empty:
             return
         if self.format == "csv":
-            frame.to_csv(self.path, mode="a", header=self.position() == 0, index=False, lineterminator="\n")
+            frame.to_csv(self.path, mode="a", header=self.position() == 0, index=False, lineterminator="\n",
+                         quoting=csv_quoting(frame))  # a chunk with a bare CR is quoted whole
         elif self.format == "jsonl":
             with self.path.open("a", encoding="utf-8") as fh:
                 frame.to_json(fh, orient="records", lines=True, force_ascii=False)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from triage_ml.cli import data, report, review, run, training  # noqa: F401  (they register the commands)
+from triage_ml.cli import data, keys, report, review, run, training  # noqa: F401  (they register the commands)
 from triage_ml.cli.common import app
 from triage_ml.errors import TriageError
 
@@ -28,10 +28,10 @@ def main() -> None:
     except TriageError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.ClickException as exc:
+    except (click.exceptions.ClickException, typer.exceptions.TyperException) as exc:  # typer vendors click
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         typer.echo("aborted", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -34,6 +34,9 @@ app.add_typer(report_app, name="report")
 app.add_typer(model_app, name="model")
 app.add_typer(labels_app, name="labels")
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Personal API keys in the label store: one per person, with a role and their name.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 DEFAULT_CONFIG = Path("training/configs/default.yaml")
 DEFAULT_SEED = Path("data/seed/messages.csv")
@@ -60,11 +63,11 @@ def store_table(settings: Settings) -> tuple[pd.DataFrame, str]:
 
 
 def export_store(settings: Settings, folder: Path) -> tuple[Path, str, int]:
-    from triage_ml.data.io import write_table
+    """The store's export for training (``train --from-store``, ``retrain``): Parquet, read back exactly."""
+    from triage_ml.labels.export import write_export
 
     table, digest = store_table(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    return write_table(table, folder / f"labels-{digest[:12]}.csv"), digest, len(table)
+    return write_export(table, folder / f"labels-{digest[:12]}.parquet"), digest, len(table)
 
 
 def model_with_oof(settings: Settings, uri: str | None, *,

@@ -86,14 +86,15 @@ def benchmark_xci_cmd(
 
 @labels_app.command("export")
 def labels_export_cmd(
-    out: Annotated[Path, typer.Option(help="output file (.csv, .jsonl or .parquet)")],
+    out: Annotated[Path, typer.Option(help="output file: .csv to open in a spreadsheet (cells that would run as "
+                                           "formulas get a leading '), .parquet or .jsonl for code (exact)")],
 ) -> None:
     """Write the training table built from the store: one row per labeled message, lead > agents agreeing
     > one agent > seed/import, with each head's source and the label ids used. Deterministic."""
-    from triage_ml.data.io import write_table
+    from triage_ml.labels.export import write_export
 
     table, digest = store_table(settings_from_env())
-    write_table(table, out)
+    write_export(table, out)
     typer.echo(f"wrote {len(table)} labeled messages to {out} (sha256 {digest[:12]})")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -65,13 +66,21 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def csv_quoting(df: pd.DataFrame) -> int:
+    """Quote every cell when any holds a carriage return. The csv writer quotes a cell with a newline, a comma
+    or a quote, but not one with a bare CR, which readers (pandas, spreadsheets) take for the end of a row."""
+    text = df.select_dtypes(include=["object", "string"])
+    has_cr = any(text[c].map(lambda v: isinstance(v, str) and "\r" in v).any() for c in text.columns)
+    return csv.QUOTE_ALL if has_cr else csv.QUOTE_MINIMAL
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a table in the format its extension names; parent folders are created."""
     path = Path(path)
     fmt = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        df.to_csv(path, index=False, lineterminator="\n")
+        df.to_csv(path, index=False, lineterminator="\n", quoting=csv_quoting(df))
     elif fmt == "jsonl":
         df.to_json(path, orient="records", lines=True, force_ascii=False)
     else:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, Field, StrictStr
 
 from triage_ml.data.io import read_table
 from triage_ml.errors import DataValidationError
@@ -23,6 +25,16 @@ LABEL_COLUMNS = ("actionable", "priority_tier", "crisis", "reason", "crisis_kind
 PROVENANCE_COLUMNS = ("message_id", "channel", "is_private", "brand", "industry", "author", "created_at",
                       "conversation_id", "source")
 MAX_TEXT_CHARS = 10_000
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty or whitespace only; send the message's text")
+    return text
+
+
+# A message's text wherever a caller sends one (scoring, decisions, flags): what training will accept.
+MessageText = Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]  # "" too: _not_blank
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 _UNKNOWN = {"", "nan", "unknown", "na", "<na>"}

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from triage_ml.data.schema import MAX_TEXT_CHARS
+from triage_ml.data.schema import MessageText
 from triage_ml.taxonomy import NOISE_REASONS, REASONS, TIER2_REASONS, tier_for_reason
 
 # Identifiers are stored as text columns; PostgreSQL's text cannot hold NUL, so NUL is refused up front.
@@ -45,7 +45,7 @@ class Decision(BaseModel):
         None, description="the model version whose prediction the agent saw")
     decided_at: datetime | None = None
     # The message itself, needed only when the store has not seen message_id (it was never scored with it).
-    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None = None
+    text: MessageText | None = None
     channel: Id | None = None
     brand: Id | None = None
     author: Id | None = None

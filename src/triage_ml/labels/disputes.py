@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _HEAD_PROB = {"actionable": "actionable_prob", "crisis": "crisis_risk"}
+# A dispute keeps this many distinct reasons; more only add to a count per rule (see ``merge_reasons``).
+MAX_DISTINCT_REASONS = 20
 
 
 @dataclass(frozen=True)
@@ -84,3 +86,35 @@ def crisis_vs_escalation(agent: str, action: str, labels: dict[str, int], predic
         return [Reason("crisis_vs_escalation", f"agent {agent} escalated it as a crisis ({action}) but "
                                                f"crisis_risk is {risk:.2f}")]
     return []
+
+
+
+def _overflow(rule: str) -> str:
+    return f"more {rule} reasons than the {MAX_DISTINCT_REASONS} distinct ones a dispute keeps (counted, not stored)"
+
+
+def _counted(reason: dict[str, Any]) -> dict[str, Any]:
+    """A stored reason: {rule, detail, count, at (first), last_at, ...}; an entry without ``count`` is one."""
+    return {**reason, "count": reason.get("count", 1), "last_at": reason.get("last_at", reason.get("at"))}
+
+
+def merge_reasons(stored: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A dispute's reasons with ``new`` joined (a new list; ``stored`` is not changed). A reason already there
+    (same rule and detail) is counted, not stored again: ``count`` goes up and ``last_at`` moves. Once the
+    dispute holds MAX_DISTINCT_REASONS distinct reasons, a new one only adds to its rule's overflow entry.
+    ``merge_reasons([], reasons)`` compacts a list of single reasons."""
+    out: list[dict[str, Any]] = []
+    index: dict[tuple[str, str], dict[str, Any]] = {}
+    kept = 0  # distinct reasons stored, overflow entries aside
+    for reason in map(_counted, [*stored, *new]):
+        key = (reason["rule"], reason["detail"])
+        if key not in index and (kept >= MAX_DISTINCT_REASONS or reason["detail"] == _overflow(reason["rule"])):
+            key = (reason["rule"], _overflow(reason["rule"]))
+            reason = {f: reason[f] for f in ("rule", "count", "at", "last_at")} | {"detail": key[1]}
+        if key in index:
+            index[key].update(count=index[key]["count"] + reason["count"], last_at=reason["last_at"])
+            continue
+        index[key] = reason
+        out.append(reason)
+        kept += reason["detail"] != _overflow(reason["rule"])
+    return out

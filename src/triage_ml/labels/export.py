@@ -5,6 +5,10 @@ import. Agents who disagree leave the head unknown until a lead decides. If the 
 message break the taxonomy (a lead's crisis against an agent's noise), the label of lower rank is
 dropped. Only current labels count (a superseded one is kept in the store but not used); the output
 is sorted and so the same store state always gives the same table and the same hash.
+
+Files: Parquet and JSONL hold the table exactly and are what code reads back (``train --from-store`` and
+``retrain`` read a Parquet export). CSV is for people: a cell that a spreadsheet would run as a formula is
+written with a leading ``'`` (``for_people``), so a CSV export is never the exact table.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import select
 
+from triage_ml.data.io import table_format, write_table
 from triage_ml.store.db import Store
 from triage_ml.store.tables import LabelRow, MessageRow
 from triage_ml.taxonomy import HEADS
@@ -24,6 +30,8 @@ RANK = {"lead": 4, "agents": 3, "agent": 2, "seed": 1, "import": 1}
 COLUMNS = ("message_id", "text", "channel", "brand", "author", "conversation_id", "is_private", "created_at",
            "actionable", "priority_tier", "crisis", "actionable_source", "priority_tier_source", "crisis_source",
            "label_ids")
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _best(labels: list[LabelRow]) -> tuple[int, str, list[int]] | None:
@@ -104,3 +112,23 @@ def training_table(store: Store) -> pd.DataFrame:
 def table_hash(table: pd.DataFrame) -> str:
     """SHA-256 of the export's content (every column, row order as exported)."""
     return hashlib.sha256(table.to_json(orient="records", date_format="iso").encode()).hexdigest()
+
+
+def for_people(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy to open in a spreadsheet: each text cell that starts with ``= + - @``, a tab or a CR gets a
+    leading ``'`` (OWASP's advice), so it shows as text and never runs as a formula."""
+    return table.map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+
+
+def for_files(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as every file format holds it: ``priority_tier`` as text (1, 2 or none; blank if unknown)."""
+    tier = [v if isinstance(v, str) else None if pd.isna(v) else str(int(v)) for v in table["priority_tier"]]
+    return table.assign(priority_tier=pd.Series(tier, index=table.index, dtype=object))
+
+
+def write_export(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the export in the format ``path`` names: Parquet and JSONL exactly (for code), CSV for people."""
+    out = for_files(table)
+    if table_format(Path(path)) == "csv":
+        out = for_people(out)
+    return write_table(out, path)

@@ -11,13 +11,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from triage_ml.errors import ConflictError, NotFoundError
 from triage_ml.labels.decisions import Decision
-from triage_ml.labels.disputes import DisputePolicy, Reason, agent_vs_agent, agent_vs_model, crisis_vs_escalation
+from triage_ml.labels.disputes import (
+    DisputePolicy,
+    Reason,
+    agent_vs_agent,
+    agent_vs_model,
+    crisis_vs_escalation,
+    merge_reasons,
+)
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DecisionRow, DisputeRow, LabelRow, MessageRow, PredictionRow
 
@@ -36,12 +43,14 @@ def _ensure_message(session: Session, message_id: str, text: str | None, fields:
                     *, where: str) -> MessageRow:
     """The message row, locked for this transaction; created from ``text`` when new."""
     row = session.get(MessageRow, message_id, with_for_update=True)
+    if text is not None:
+        text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; stored as U+FFFD everywhere
     if row is not None:
+        _same_text(row, text, where)
         return row
     if text is None:
         raise NotFoundError(f"{where}: message '{message_id}' is unknown to the store (it was never scored with "
                             "this message_id); include the message's text to record it")
-    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; it is stored as U+FFFD everywhere
     if isinstance(fields.get("created_at"), str):
         fields = {**fields, "created_at": datetime.fromisoformat(fields["created_at"])}
     try:
@@ -49,7 +58,17 @@ def _ensure_message(session: Session, message_id: str, text: str | None, fields:
             session.add(MessageRow(id=message_id, text=text, **fields))
     except IntegrityError:  # created by a concurrent transaction in the meantime
         pass
-    return session.get(MessageRow, message_id, with_for_update=True, populate_existing=True)
+    row = session.get(MessageRow, message_id, with_for_update=True, populate_existing=True)
+    _same_text(row, text, where)
+    return row
+
+
+def _same_text(row: MessageRow, text: str | None, where: str) -> None:
+    """A message id names one message: the same id with another text is refused, never answered with the
+    other message's result or labels."""
+    if text is not None and row.text != text:
+        raise ConflictError(f"{where}: message '{row.id}' is already stored with a different text; a message_id "
+                            "names one message, so give a new message its own id")
 
 
 def record_predictions(store: Store, model_name: str, model_version: str,
@@ -93,10 +112,10 @@ def _open_or_join(session: Session, message_id: str, reasons: list[dict[str, Any
     dispute = session.scalar(select(DisputeRow).where(DisputeRow.message_id == message_id,
                                                       DisputeRow.state == "open").with_for_update())
     if dispute is None:
-        dispute = DisputeRow(message_id=message_id, state="open", reasons=reasons)
+        dispute = DisputeRow(message_id=message_id, state="open", reasons=merge_reasons([], reasons))
         session.add(dispute)
-    else:
-        dispute.reasons = [*dispute.reasons, *reasons]  # a new list, so the JSON column is written
+    else:  # a repeated reason is counted, not stored again; a new list, so the JSON column is written
+        dispute.reasons = merge_reasons(dispute.reasons, reasons)
     session.flush()
     return dispute
 
@@ -249,12 +268,21 @@ def dispute_view(session: Session, dispute: DisputeRow) -> dict[str, Any]:
     }
 
 
-def list_disputes(store: Store, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+def dispute_page(store: Store, state: str | None, limit: int, offset: int) -> dict[str, Any]:
+    """One page of disputes (``state`` None: all) by id: {disputes, limit, offset, total, next_offset}; the
+    next page starts at ``next_offset``, None after the last."""
+    where = [] if state is None else [DisputeRow.state == state]
     with store.session() as session:
-        query = select(DisputeRow).order_by(DisputeRow.id).limit(limit).offset(offset)
-        if state is not None:
-            query = query.where(DisputeRow.state == state)
-        return [dispute_view(session, d) for d in session.scalars(query).all()]
+        total = session.scalar(select(func.count()).select_from(DisputeRow).where(*where))
+        rows = session.scalars(select(DisputeRow).where(*where).order_by(DisputeRow.id).limit(limit).offset(offset))
+        views = [dispute_view(session, d) for d in rows.all()]
+    following = offset + len(views)
+    return {"disputes": views, "limit": limit, "offset": offset, "total": total,
+            "next_offset": following if views and following < total else None}
+
+
+def list_disputes(store: Store, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    return dispute_page(store, state, limit, offset)["disputes"]
 
 
 def get_dispute(store: Store, dispute_id: int) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Nothing here is ever deleted or updated in place, except: a label's ``superseded_by`` (set when the same
 author, or a lead, labels the head again), a dispute's state, resolution and review task, and a review
-annotation that its lead edited in Label Studio.
+annotation that its lead edited in Label Studio. Every timestamp is ``UTCDateTime``: stored in UTC, read back
+in UTC with its offset.
 """
 
 from __future__ import annotations
@@ -11,13 +12,34 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 ID = 256  # the API's limit on client-supplied identifiers
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive value means UTC (as the API reads it)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back in UTC with its offset, on every database. SQLite keeps no
+    offset (it would store 10:00+05:00 as 10:00), and PostgreSQL answers in the session's time zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 class Base(DeclarativeBase):
@@ -35,8 +57,8 @@ class MessageRow(Base):
     author: Mapped[str | None] = mapped_column(String(ID))
     conversation_id: Mapped[str | None] = mapped_column(String(ID))
     is_private: Mapped[bool | None] = mapped_column(Boolean)
-    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PredictionRow(Base):
@@ -49,7 +71,7 @@ class PredictionRow(Base):
     model_name: Mapped[str] = mapped_column(String(ID))
     model_version: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DecisionRow(Base):
@@ -65,7 +87,7 @@ class DecisionRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event exactly as sent
     payload_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)  # what the API answered; replays get it again
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LabelRow(Base):
@@ -81,7 +103,7 @@ class LabelRow(Base):
     author: Mapped[str | None] = mapped_column(String(ID))
     decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
     dispute_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     superseded_by: Mapped[int | None] = mapped_column(ForeignKey("labels.id"))
 
 
@@ -95,14 +117,14 @@ class DisputeRow(Base):
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
     reasons: Mapped[list[Any]] = mapped_column(JSON)  # [{"rule", "detail", "decision_id", "by", "at"}]
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(ID))
     resolution: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The Label Studio task leads review it in: set only once Label Studio confirmed the task exists.
     review_project: Mapped[int | None] = mapped_column(ForeignKey("review_projects.id"))
     review_task_id: Mapped[int | None] = mapped_column(Integer)
-    pushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReviewProjectRow(Base):
@@ -114,7 +136,7 @@ class ReviewProjectRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(String(1024))
     project_id: Mapped[int] = mapped_column(Integer)  # Label Studio's id
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ReviewQueueRow(Base):
@@ -128,7 +150,7 @@ class ReviewQueueRow(Base):
     why: Mapped[list[Any]] = mapped_column(JSON)  # [{"rule", "head", "detail", "score"}]
     model_version: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="open")  # open | answered
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ReviewAnnotationRow(Base):
@@ -147,5 +169,20 @@ class ReviewAnnotationRow(Base):
     reason: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     problem: Mapped[str | None] = mapped_column(Text)
-    annotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # Label Studio's updated_at
-    pulled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    annotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # Label Studio's updated_at
+    pulled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """A person's API key (``store/keys.py``): only its SHA-256 is kept. A name has at most one active key;
+    revoking sets ``revoked_at`` and keeps the row."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("uq_active_key_name", "name", unique=True, sqlite_where=text("revoked_at IS NULL"),
+                            postgresql_where=text("revoked_at IS NULL")),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(ID))  # the person: decisions and labels sent with the key carry it
+    role: Mapped[str] = mapped_column(String(16))  # one of settings.ROLES
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
