@@ -98,7 +98,7 @@ def main() -> None:
     settings = Settings()
     texts = pd.read_csv(args.data)["tweet"].astype(str).head(args.n).tolist()
     env = {**os.environ, "TRIAGE_API_KEYS": f"scorer:{KEY}", "TRIAGE_MODEL_POLL_SECONDS": "0",
-           "TRIAGE_MAX_BATCH": "256", "HF_HUB_OFFLINE": "1"}
+           "TRIAGE_RATE_LIMIT": "off", "TRIAGE_MAX_BATCH": "256", "HF_HUB_OFFLINE": "1"}
     results: dict = {"n_messages": len(texts), "distinct_texts": len(set(texts)), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "messages.csv"

@@ -111,7 +111,8 @@ def main() -> None:
     uri = settings.model_uri()
     store = settings.resolved_tracking_uri()
     env = {**os.environ, "TRIAGE_API_KEYS": f"scorer:{KEY}", "TRIAGE_MODEL_POLL_SECONDS": "0",
-           "TRIAGE_MAX_BATCH": "256", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "TRIAGE_MAX_BATCH": "256", "TRIAGE_RATE_LIMIT": "off",
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": settings.registry_uri or store,
            "HF_HUB_OFFLINE": "1", "TRIAGE_ENCODER_BACKEND": args.backend}
 

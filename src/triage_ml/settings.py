@@ -48,7 +48,7 @@ class Settings(BaseSettings):
                                  "each, so one caller's long batch cannot stall another's message")
     rate_limit: str | None = Field("3000/minute", description="requests per API key (limits' notation, e.g. "
                                    "'50/second;3000/minute'), per worker process; past it 429 with Retry-After. "
-                                   "None: unlimited")
+                                   "'off': unlimited")
 
     shadow_alias: str | None = Field(None, description=(
         "also score every batch with the model under this alias (e.g. challenger), off the response path, "
@@ -89,14 +89,15 @@ class Settings(BaseSettings):
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            from limits import parse_many
+        if value is None or value.strip().lower() in ("", "none", "off"):
+            return None
+        from limits import parse_many
 
-            try:
-                parse_many(value)
-            except ValueError:
-                raise ValueError(f"rate_limit {value!r} is not a rate like '3000/minute' or "
-                                 "'50/second;3000/minute'") from None
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"rate_limit {value!r} is not a rate like '3000/minute' or '50/second;3000/minute' "
+                             "(or 'off')") from None
         return value
 
     @field_validator("api_keys")

@@ -67,9 +67,9 @@ def fire(url: str, sends: list[dict], clients: int, deadline: float, *, acked: d
                         errors["transport"] += 1
                         time.sleep(0.2)
                         continue
-                    if r.status_code >= 500:
+                    if r.status_code >= 500 or r.status_code == 429:  # a client retries these (429: when told)
                         errors[str(r.status_code)] += 1
-                        time.sleep(0.2)
+                        time.sleep(float(r.headers.get("Retry-After", 0.2)))
                         continue
                     assert r.status_code == 200, r.text
                     body = json.dumps(r.json(), sort_keys=True)
