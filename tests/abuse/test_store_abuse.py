@@ -18,10 +18,18 @@ from hypothesis import strategies as st
 
 from triage_ml.data.io import read_table
 from triage_ml.data.schema import load_labeled
+from triage_ml.errors import ConflictError
 from triage_ml.labels.decisions import Decision
 from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.labels.export import training_table, write_export
-from triage_ml.labels.feedback import dispute_page, flag_dispute, get_dispute, list_disputes, record_decisions
+from triage_ml.labels.feedback import (
+    dispute_page,
+    flag_dispute,
+    get_dispute,
+    list_disputes,
+    record_decisions,
+    record_predictions,
+)
 from triage_ml.store.db import Store
 
 pytestmark = pytest.mark.integration
@@ -50,6 +58,24 @@ def decide(event: str, message: str, text: str, agent: str = "ana", action: str 
 
 def neutralised(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+# -- 2: a message id names one message --------------------------------------------------------------------
+def test_a_message_id_with_another_text_is_refused_by_scoring_decisions_and_flags(store):
+    result = {"actionable": False, "crisis_risk": 0.01}
+    record_predictions(store, "triage-ml", "1", [("tw-1", "thanks, lovely flight!", {}, result)])
+    other = "the engine caught fire on landing, passengers injured"
+    with pytest.raises(ConflictError, match="'tw-1' is already stored with a different text"):
+        record_predictions(store, "triage-ml", "1", [("tw-1", other, {}, {**result, "crisis_risk": 0.99})])
+    with pytest.raises(ConflictError, match=r"decisions\.0\.message_id"):
+        record_decisions(store, [decide("e-x", "tw-1", other, action="escalated", team="pr")], POLICY)
+    with pytest.raises(ConflictError, match="tw-1"):
+        flag_dispute(store, "tw-1", "lea", "lead", "looks like a crisis", text=other)
+    # the same text again is the same message: its first result, and decisions are taken
+    again = record_predictions(store, "triage-ml", "1", [("tw-1", "thanks, lovely flight!", {}, {**result, "x": 1})])
+    assert again["tw-1"] == result
+    [out] = record_decisions(store, [decide("e-y", "tw-1", "thanks, lovely flight!", action="marked_spam")], POLICY)
+    assert out["labels"]
 
 
 # -- 6: the export's CSV ----------------------------------------------------------------------------------
