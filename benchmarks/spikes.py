@@ -28,11 +28,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from triage_ml.benchmark.spikes import ALIKE, alike_burst
 from triage_ml.monitoring.spikes import SpikeDetector
 
 BIN = Path(sys.executable).parent
 KEYS = {"scorer": "bench-scorer-key-0123456789", "lead": "bench-lead-key-0123456789"}
-TEXT = "@Nordtel no signal anywhere in Leeds since 9am, the whole street is down, ticket {}"
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -44,7 +44,7 @@ def feed(detector: SpikeDetector, vectors: np.ndarray, start: float, gap: float)
     began = time.process_time()
     for i, vector in enumerate(vectors):
         detector.observe("Nordtel", start + i * gap, vector, 0.0, actionable=True, message_id=f"m{i}",
-                         text=TEXT.format(i))
+                         text=ALIKE.format(i))
     return (time.process_time() - began) / len(vectors)
 
 
@@ -94,16 +94,13 @@ free_port, wait_ready = _serving_helpers()
 
 def flood(client: httpx.Client, brand: str, n: int, batch: int, start: datetime,
           seconds: float) -> tuple[int, datetime]:
-    actionable, last = 0, start
-    for first in range(0, n, batch):
-        rows = []
-        for i in range(first, min(first + batch, n)):
-            last = start + timedelta(seconds=seconds * i / n)
-            rows.append({"text": TEXT.format(1000 + i), "brand": brand, "created_at": last.isoformat()})
+    """Send the burst; how many the model found actionable, and the last message's time."""
+    actionable = 0
+    for rows in alike_burst(brand, n, start, seconds, batch):
         r = client.post("/v1/score", json={"messages": rows}, headers={"X-API-Key": KEYS["scorer"]})
         r.raise_for_status()
         actionable += sum(x["actionable"] for x in r.json()["results"])
-    return actionable, last
+    return actionable, datetime.fromisoformat(rows[-1]["created_at"])
 
 
 def watched(client: httpx.Client, as_of: datetime, timeout: float = 900) -> dict:

@@ -14,11 +14,11 @@ import pytest
 
 from tests.abuse.conftest import process_memory_mb
 from tests.integration.service_fixtures import RunningService, alerts, wait_for
+from triage_ml.benchmark.spikes import ALIKE, alike_burst
 
 pytestmark = pytest.mark.integration
 FLOOD = 3_000
 BATCH = 256  # the service's max_batch: the largest request it takes
-TEXT = "@Nordtel no signal anywhere in Leeds since 9am, the whole street is down, ticket {}"
 
 
 def post(service: RunningService, rows: list[dict]) -> list[dict]:
@@ -40,16 +40,12 @@ def cluster_alert(service: RunningService, brand: str, timeout: float = 60) -> d
 
 
 def flood(service: RunningService, brand: str, count: int, start: datetime, seconds: float) -> tuple[int, datetime]:
-    """``count`` near-identical messages for ``brand``, dated evenly over ``seconds`` from ``start``, in
-    requests of BATCH. Returns how many the model found actionable, and the last one's time."""
-    actionable, last = 0, start
-    for first in range(0, count, BATCH):
-        rows = []
-        for i in range(first, min(first + BATCH, count)):
-            last = start + timedelta(seconds=seconds * i / count)
-            rows.append({"text": TEXT.format(1000 + i), "brand": brand, "created_at": last.isoformat()})
+    """The alike burst for ``brand`` in requests of BATCH. Returns how many the model found actionable, and
+    the last one's time."""
+    actionable = 0
+    for rows in alike_burst(brand, count, start, seconds, BATCH):
         actionable += sum(r["actionable"] for r in post(service, rows))
-    return actionable, last
+    return actionable, datetime.fromisoformat(rows[-1]["created_at"])
 
 
 def test_a_flood_of_alike_messages_keeps_memory_flat_and_raises_the_alert(service):
@@ -79,7 +75,7 @@ def test_a_flood_of_alike_messages_keeps_memory_flat_and_raises_the_alert(servic
 def test_a_message_from_the_future_is_refused_and_cannot_silence_a_burst(service):
     now = datetime.now(UTC)
     for future in ("2199-01-01T00:00:00Z", "9999-12-31T23:59:59-12:00", (now + timedelta(days=2)).isoformat()):
-        rows = [{"text": TEXT.format(1), "brand": "Munchly"}, {"text": TEXT.format(2), "brand": "Munchly",
+        rows = [{"text": ALIKE.format(1), "brand": "Munchly"}, {"text": ALIKE.format(2), "brand": "Munchly",
                                                                  "created_at": future}]
         with service.client("scorer") as c:
             r = c.post("/v1/score", json={"messages": rows})
