@@ -13,6 +13,7 @@ import numpy as np
 from triage_ml.explain import Explainer
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.routing import EscalationMap
+from triage_ml.taxonomy import close_prediction
 
 
 @dataclass
@@ -62,9 +63,9 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
     if topics:
         crisis_risk = max(crisis_risk, routes.crisis_floor)
     crisis = crisis_risk >= crisis_threshold
-    actionable = bool(prediction["actionable"]) or crisis
     model_tier = prediction["priority_tier"]
-    tier = 1 if crisis else (int(model_tier) if actionable and not _missing(model_tier) else None)
+    actionable, tier = close_prediction(bool(prediction["actionable"]),
+                                        None if _missing(model_tier) else int(model_tier), crisis)
     tier_probs = (None if _missing(prediction["tier1_prob"]) else
                   {"1": float(prediction["tier1_prob"]), "2": float(prediction["tier2_prob"])})
     if actionable and tier_probs is None:  # a watch-list crisis on a message the heads called noise

@@ -18,13 +18,13 @@ def frame(**cols):
     ({"actionable": ["yes", "maybe"]}, 2, "actionable", "'maybe' is not a yes/no value"),
     ({"text": ["fine", "   "]}, 2, "text", "empty text"),
     ({"crisis": ["true", "false"], "actionable": ["false", "true"]}, 1, "crisis", "always actionable"),
-    ({"priority_tier": ["2", "1"], "actionable": ["true", "false"]}, 2, "priority_tier", "noise message"),
+    ({"priority_tier": ["2", "1"], "actionable": ["true", "false"]}, 2, "priority_tier", "has no tier"),
     ({"priority_tier": ["none", "1"], "actionable": ["true", "true"]}, 1, "priority_tier", "tier 1 or 2"),
     ({"reason": ["praise", "complaint"], "priority_tier": ["1", "1"]}, 1, "reason", "disagree"),
     ({"reason": ["spam", "crisis"], "actionable": ["true", "true"]}, 1, "reason", "noise reason"),
     ({"reason": ["sarcasm", "question"]}, 1, "reason", "unknown reason code 'sarcasm'"),
     ({"message_id": ["a", "a"]}, 2, "message_id", "duplicate message_id 'a'"),
-    ({"crisis": ["true", "false"], "priority_tier": ["2", "2"]}, 1, "priority_tier", "crisis message is tier 1"),
+    ({"crisis": ["true", "false"], "priority_tier": ["2", "2"]}, 1, "priority_tier", "a crisis is always tier 1"),
 ])
 def test_bad_rows_name_row_and_column(cols, row, column, fragment):
     with pytest.raises(DataValidationError) as err:

@@ -9,6 +9,7 @@ so no row is written twice and none is lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -28,13 +29,13 @@ from triage_ml.errors import ConfigError
 from triage_ml.messages import FIELDS, MessageIn
 from triage_ml.routing import EscalationMap
 from triage_ml.scoring import LoadedModel, Message, score
+from triage_ml.taxonomy import parse_yes_no
 
 OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "actionable_prob": "Float64",
           "priority_tier": "Int64", "tier1_prob": "Float64", "tier2_prob": "Float64", "crisis_risk": "Float64",
           "crisis": "boolean", "crisis_kind": "string", "crisis_kind_prob": "Float64", "route_action": "string",
           "route_team": "string", "route_rule": "string", "explanation": "string", "terms": "string",
           "topics": "string", "model_version": "string"}
-_TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
 
 
 @dataclass
@@ -87,8 +88,8 @@ def parse_row(record: dict[str, Any], text_column: str) -> tuple[Message | None,
         if isinstance(value, str) and value == "":
             value = None
         if name == "is_private" and isinstance(value, str):
-            low = value.strip().lower()
-            value = True if low in _TRUE else False if low in _FALSE else value
+            with contextlib.suppress(ValueError):  # left as it is, the message's check names the field
+                value = parse_yes_no(value)
         if name in ("message_id", "channel", "brand", "author", "conversation_id") and isinstance(value, int | float):
             value = str(value)
         values[name] = value

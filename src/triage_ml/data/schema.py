@@ -19,7 +19,18 @@ from pydantic import AfterValidator, Field, StrictStr
 
 from triage_ml.data.io import read_table
 from triage_ml.errors import DataValidationError
-from triage_ml.taxonomy import ACTIONABLE_REASONS, CRISIS_KINDS, NOISE_REASONS, REASONS, tier_for_reason
+from triage_ml.taxonomy import (
+    ACTIONABLE_REASONS,
+    CONFLICTS,
+    CRISIS_KINDS,
+    NOISE_REASONS,
+    REASONS,
+    UNKNOWN_WORDS,
+    Conflict,
+    parse_yes_no,
+    shown,
+    tier_for_reason,
+)
 
 LABEL_COLUMNS = ("actionable", "priority_tier", "crisis", "reason", "crisis_kind")
 PROVENANCE_COLUMNS = ("message_id", "channel", "is_private", "brand", "industry", "author", "created_at",
@@ -35,9 +46,6 @@ def _not_blank(text: str) -> str:
 
 # A message's text wherever a caller sends one (scoring, decisions, flags): what training will accept.
 MessageText = Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]  # "" too: _not_blank
-_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
-_FALSE = {"false", "f", "no", "n", "0", "0.0"}
-_UNKNOWN = {"", "nan", "unknown", "na", "<na>"}
 _NONE_TIER = {"none", "null"}
 
 
@@ -69,14 +77,15 @@ def _as_text(series: pd.Series) -> pd.Series:
 
 
 def _parse_bool(df: pd.DataFrame, column: str, problems: _Problems) -> pd.Series:
-    raw = _as_text(df[column]).str.lower() if column in df else pd.Series("", index=df.index)
-    out = pd.Series(pd.NA, index=df.index, dtype="boolean")
-    out[raw.isin(_TRUE)] = True
-    out[raw.isin(_FALSE)] = False
-    bad = raw[~raw.isin(_TRUE | _FALSE | _UNKNOWN)]
-    problems.add(bad.index, column,
-                 lambda r: f"'{df[column][r]}' is not a yes/no value; use true, false or leave it blank if unknown")
-    return out
+    raw = _as_text(df[column]) if column in df else pd.Series("", index=df.index)
+    parsed: list[bool | None] = []
+    for row, value in raw.items():
+        try:
+            parsed.append(parse_yes_no(value))
+        except ValueError as exc:
+            problems.add(pd.Index([row]), column, lambda r, why=str(exc): why)
+            parsed.append(None)
+    return pd.Series(parsed, index=df.index, dtype="boolean")
 
 
 def _parse_tier(df: pd.DataFrame, problems: _Problems) -> tuple[pd.Series, pd.Series]:
@@ -87,7 +96,7 @@ def _parse_tier(df: pd.DataFrame, problems: _Problems) -> tuple[pd.Series, pd.Se
     out[raw == "1"] = 1
     out[raw == "2"] = 2
     none = raw.isin(_NONE_TIER)
-    bad = raw[~raw.isin({"1", "2"} | _NONE_TIER | _UNKNOWN)]
+    bad = raw[~raw.isin({"1", "2"} | _NONE_TIER | UNKNOWN_WORDS)]
     problems.add(bad.index, "priority_tier",
                  lambda r: f"'{df['priority_tier'][r]}' is not a tier; use 1, 2, none (noise) or blank (unknown)")
     return out, none
@@ -159,6 +168,12 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     return out[first + [c for c in out.columns if c not in first]]
 
 
+def _breaking(rule: Conflict, heads: dict[str, pd.Series]) -> pd.Series:
+    """Rows whose labels break ``rule`` (the frame form of ``Conflict.holds``)."""
+    mine, theirs = heads[rule.head], heads[rule.other]
+    return mine.notna() & (True if rule.value is None else mine == rule.value) & (theirs == rule.other_value)
+
+
 def _check_and_imply(actionable: pd.Series, tier: pd.Series, tier_none: pd.Series, crisis: pd.Series,
                      reason: pd.Series, problems: _Problems) -> None:
     """Apply the taxonomy's rules in place: reject contradictions, fill what the known labels imply."""
@@ -166,15 +181,13 @@ def _check_and_imply(actionable: pd.Series, tier: pd.Series, tier_none: pd.Serie
     is_noise_reason = reason.isin(NOISE_REASONS)
     is_act_reason = reason.isin(ACTIONABLE_REASONS)
 
-    rules = [
-        ((crisis == True) & (actionable == False), "crisis",  # noqa: E712 (nullable comparisons)
-         "crisis is true but actionable is false; a crisis message is always actionable"),
-        (tier.notna() & (actionable == False), "priority_tier",  # noqa: E712
-         "a tier is set on a noise message (actionable false); use none or blank"),
+    heads = {"actionable": actionable.astype("Int64"), "priority_tier": tier, "crisis": crisis.astype("Int64")}
+    rules = [(_breaking(rule, heads), rule.field,
+              f"{rule.head} is {'set' if rule.value is None else shown(rule.head, rule.value)} but {rule.other} "
+              f"is {shown(rule.other, rule.other_value)}; {rule.rule}") for rule in CONFLICTS]
+    rules += [
         (tier_none & (actionable == True), "priority_tier",  # noqa: E712
          "tier is none but actionable is true; an actionable message has tier 1 or 2"),
-        ((crisis == True) & (tier == 2), "priority_tier",  # noqa: E712
-         "a crisis message is tier 1, not 2"),
         (is_noise_reason & ((actionable == True) | tier.notna()), "reason",  # noqa: E712
          "a noise reason code on an actionable message; use an actionable reason or mark it noise"),
         (is_act_reason & ((actionable == False) | tier_none), "reason",  # noqa: E712

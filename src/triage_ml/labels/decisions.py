@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from triage_ml.data.schema import MessageText
-from triage_ml.taxonomy import NOISE_REASONS, REASONS, TIER2_REASONS, tier_for_reason
+from triage_ml.taxonomy import REASONS, TIER2_REASONS, close_labels, explicit_labels, reason_labels
 
 # Identifiers are stored as text columns; PostgreSQL's text cannot hold NUL, so NUL is refused up front.
 Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
@@ -69,12 +69,7 @@ class Decision(BaseModel):
         """{head: value} this decision implies: actionable and crisis 0/1, priority_tier 1/2."""
         implied = _action_labels(self)
         if self.reason is not None:
-            if self.reason in NOISE_REASONS:
-                implied.update(actionable=0)
-            else:
-                implied.update(actionable=1, priority_tier=tier_for_reason(self.reason))
-                if self.reason == "crisis":
-                    implied["crisis"] = 1
+            implied.update(reason_labels(self.reason))
         explicit = explicit_labels(self.actionable, self.priority_tier, self.crisis)
         if self.action == "set_priority":
             explicit.pop("priority_tier", None)  # it is the action's own value, not an override
@@ -102,29 +97,3 @@ def _action_labels(d: Decision) -> dict[str, int]:
     if d.action == "set_priority":
         return {"actionable": 1, "priority_tier": int(d.priority_tier or 0)}
     return {"crisis": 1 if d.action == "flag_crisis" else 0}
-
-
-def explicit_labels(actionable: bool | None, priority_tier: int | None, crisis: bool | None) -> dict[str, int]:
-    """{head: value} of the label fields a decision or a resolution sets explicitly."""
-    return {h: int(v) for h, v in (("actionable", actionable), ("priority_tier", priority_tier), ("crisis", crisis))
-            if v is not None}
-
-
-def close_labels(implied: dict[str, int], explicit: dict[str, int]) -> dict[str, int]:
-    """Explicit fields over implied ones, then the taxonomy's rules; contradictions among explicit fields
-    (or between an explicit field and the action's crisis) raise ValueError."""
-    labels = {**implied, **explicit}
-    if labels.get("crisis") == 1:
-        if explicit.get("actionable") == 0:
-            raise ValueError("crisis: true contradicts actionable: false; a crisis is always actionable")
-        if explicit.get("priority_tier") == 2:
-            raise ValueError("crisis: true contradicts priority_tier: 2; a crisis is always tier 1")
-        labels.update(actionable=1, priority_tier=1)
-    if labels.get("actionable") == 0:
-        if "priority_tier" in explicit:
-            raise ValueError("priority_tier: noise (actionable: false) has no tier; leave priority_tier out")
-        labels.pop("priority_tier", None)
-        labels["crisis"] = 0
-    elif "priority_tier" in labels:
-        labels["actionable"] = 1
-    return labels

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from triage_ml.data.io import table_format, write_table
 from triage_ml.store.db import Store
 from triage_ml.store.tables import LabelRow, MessageRow
-from triage_ml.taxonomy import HEADS
+from triage_ml.taxonomy import CONFLICTS, HEADS
 
 RANK = {"lead": 4, "agents": 3, "agent": 2, "seed": 1, "import": 1}
 COLUMNS = ("message_id", "text", "channel", "brand", "author", "conversation_id", "is_private", "created_at",
@@ -66,12 +66,9 @@ def _consistent(chosen: dict[str, tuple[int, str, list[int]]]) -> dict[str, tupl
                 if not keep or ra == rb:
                     chosen.pop(head)
 
-    if chosen.get("crisis", (0,))[0] == 1 and chosen.get("actionable", (1,))[0] == 0:
-        conflict("crisis", "actionable")
-    if chosen.get("crisis", (0,))[0] == 1 and chosen.get("priority_tier", (1,))[0] == 2:
-        conflict("crisis", "priority_tier")
-    if "priority_tier" in chosen and chosen.get("actionable", (1,))[0] == 0:
-        conflict("priority_tier", "actionable")
+    for rule in CONFLICTS:
+        if rule.holds({head: value for head, (value, _, _) in chosen.items()}):
+            conflict(rule.head, rule.other)
     return chosen
 
 

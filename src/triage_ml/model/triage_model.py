@@ -20,7 +20,7 @@ from triage_ml.features.frame import feature_frame
 from triage_ml.features.onnx_backend import FP32, INT8, ONNX_DIR
 from triage_ml.model.compiled import CompiledHeads
 from triage_ml.model.recalibration import Platt
-from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
+from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION, close_prediction
 
 META_FILE = "triage_model.json"
 _HEADS = "heads.joblib"
@@ -127,9 +127,10 @@ class TriageModel:
             embeddings = self.encoder.encode(texts)
         probs = self.probabilities(texts, embeddings)
         crisis = probs["crisis"] >= self.thresholds["crisis"]
-        actionable = (probs["actionable"] >= self.thresholds["actionable"]) | crisis
-        tier1 = (probs["priority_tier"] >= self.thresholds["priority_tier"]) | crisis
-        tier = np.where(tier1, 1, 2)
+        closed = [close_prediction(bool(a), 1 if t1 else 2, bool(c)) for a, t1, c in zip(
+            probs["actionable"] >= self.thresholds["actionable"],
+            probs["priority_tier"] >= self.thresholds["priority_tier"], crisis, strict=True)]
+        actionable = np.array([a for a, _ in closed], dtype=bool)
         kinds: list[tuple[str | None, float | None]] = [(None, None)] * len(texts)
         crises = np.flatnonzero(crisis)
         for i, kind in zip(crises, self.crisis_kinds([texts[i] for i in crises], embeddings[crises]), strict=True):
@@ -137,8 +138,7 @@ class TriageModel:
         return pd.DataFrame({
             "actionable": actionable,
             "actionable_prob": probs["actionable"].astype(float),
-            "priority_tier": pd.Series([int(t) if a else None for t, a in zip(tier, actionable, strict=True)],
-                                       dtype=object),
+            "priority_tier": pd.Series([t for _, t in closed], dtype=object),
             "tier1_prob": pd.Series([float(p) if a else None for p, a in
                                      zip(probs["priority_tier"], actionable, strict=True)], dtype=object),
             "tier2_prob": pd.Series([float(1 - p) if a else None for p, a in

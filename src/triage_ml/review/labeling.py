@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from triage_ml.labels.decisions import close_labels, explicit_labels
-from triage_ml.taxonomy import ACTIONABLE_REASONS, TIER1_REASONS, TIER2_REASONS, TIERS, tier_for_reason
+from triage_ml.taxonomy import (
+    ACTIONABLE_REASONS,
+    TIER1_REASONS,
+    TIER2_REASONS,
+    TIERS,
+    close_labels,
+    explicit_labels,
+    reason_labels,
+)
 
 ACTIONABLE = {"actionable": True, "noise": False}
 CRISIS = {"crisis": True, "no crisis": False}
@@ -122,14 +129,12 @@ def read_annotation(result: list[dict[str, Any]]) -> LeadAnswer:
         if reason is not None:
             if explicit.get("actionable") == 0:
                 raise ValueError(f"reason: '{reason}' is a reason to act, but the answer is noise")
-            implied = {"actionable": 1, "priority_tier": int(tier_for_reason(reason) or 0)}
+            implied = reason_labels(reason)
             if "priority_tier" in explicit and explicit["priority_tier"] != implied["priority_tier"]:
                 raise ValueError(f"reason: '{reason}' is a tier {implied['priority_tier']} reason, but the answer "
                                  f"is tier {explicit['priority_tier']}")
-            if reason == "crisis":
-                if explicit.get("crisis") == 0:
-                    raise ValueError("reason: 'crisis' contradicts the answer 'no crisis'")
-                implied["crisis"] = 1
+            if implied.get("crisis") == 1 and explicit.get("crisis") == 0:
+                raise ValueError("reason: 'crisis' contradicts the answer 'no crisis'")
         labels = close_labels(implied, explicit)
     except ValueError as exc:
         labels, problem = {}, str(exc)
