@@ -6,10 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from triage_ml.data.schema import MessageText
 from triage_ml.labels.decisions import Decision
-from triage_ml.labels.decisions import Id as StoredId
-from triage_ml.messages import MessageIn
+from triage_ml.messages import Id as StoredId
+from triage_ml.messages import MessageIn, MessageText
 from triage_ml.settings import ROLES
 from triage_ml.store.keys import NAME_PATTERN, check_name
 from triage_ml.taxonomy import close_labels, explicit_labels

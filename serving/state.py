@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -28,16 +28,18 @@ from serving.metrics import ServiceMetrics
 from triage_ml.batching import MicroBatcher
 from triage_ml.errors import ConfigError, ModelNotFoundError, StoreUnavailableError
 from triage_ml.labels.disputes import DisputePolicy
-from triage_ml.labels.feedback import MESSAGE_FIELDS, record_predictions
+from triage_ml.labels.feedback import record_predictions
+from triage_ml.messages import Message
 from triage_ml.model.pyfunc import load_registered
 from triage_ml.monitoring.spikes import SpikeConfig, SpikeDetector
 from triage_ml.pipeline.tracking import connect_mlflow
 from triage_ml.review.client import label_studio_client
 from triage_ml.routing import EscalationMap
-from triage_ml.scoring import LoadedModel, Message, score, score_with_embeddings
+from triage_ml.scoring import LoadedModel, score, score_with_embeddings
 from triage_ml.settings import Settings
 from triage_ml.store.db import Store
 from triage_ml.store.keys import Identity, active_keys
+from triage_ml.times import as_utc
 
 log = logging.getLogger("triage_ml.serving")
 shadow_log = logging.getLogger("triage_ml.shadow")
@@ -168,8 +170,7 @@ class ServiceState:
                                             "shadow_said": {h: other[h] for h in differ}}))
         if any(m.message_id for m in messages):
             with contextlib.suppress(StoreUnavailableError):
-                items = [(m.message_id, m.text, {f: getattr(m, f) for f in MESSAGE_FIELDS}, r)
-                         for m, r in zip(messages, theirs, strict=True) if m.message_id]
+                items = [(m, r) for m, r in zip(messages, theirs, strict=True) if m.message_id]
                 await anyio.to_thread.run_sync(record_predictions, self.store, shadow.name, shadow.version, items)
 
     async def score(self, messages: list[Message], caller: str | None = None) -> tuple[list[dict], LoadedModel]:
@@ -182,8 +183,7 @@ class ServiceState:
                                  results: list[dict]) -> list[dict]:
         """Record results of messages that have an id; a (message id, version) seen before gets its first
         result back. Scoring does not wait on a broken store: it answers, logs and counts the failure."""
-        items = [(m.message_id, m.text, {f: getattr(m, f) for f in MESSAGE_FIELDS}, r)
-                 for m, r in zip(messages, results, strict=True) if m.message_id]
+        items = [(m, r) for m, r in zip(messages, results, strict=True) if m.message_id]
         try:
             stored = await anyio.to_thread.run_sync(record_predictions, self.store, loaded.name, loaded.version, items)
         except StoreUnavailableError as exc:
@@ -297,12 +297,9 @@ def _encoder_chars(message: Message) -> int:
     return min(len(message.text), 1000)
 
 
-def _epoch(created_at: str | None, default: float) -> float:
+def _epoch(created_at: datetime | None, default: float) -> float:
     """A message's time in seconds since the epoch: its ``created_at`` when given (naive means UTC)."""
-    if not created_at:
-        return default
-    value = datetime.fromisoformat(created_at)
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return default if created_at is None else as_utc(created_at).timestamp()
 
 
 def _mtime(path: Path) -> float | None:

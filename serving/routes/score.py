@@ -21,11 +21,6 @@ async def score_messages(body: ScoreRequest, request: Request, state: StateDep, 
     if len(body.messages) > limits.max_batch:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                             f"messages: {len(body.messages)} in one request; the limit is {limits.max_batch}")
-    for i, m in enumerate(body.messages):
-        if len(m.text) > limits.max_text_chars:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                [{"field": f"messages.{i}.text", "message":
-                                  f"text is {len(m.text):,} characters; the limit is {limits.max_text_chars:,}"}])
     messages = [m.to_message() for m in body.messages]
     results, loaded = await state.score(messages, caller=request.state.caller)
     if any(m.message_id for m in messages):

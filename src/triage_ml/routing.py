@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -97,6 +97,10 @@ class RoutingMap(BaseModel):
         if rules[-1].when != Condition():
             raise ValueError("the last rule must have no conditions, so that every message gets a route")
         return rules
+
+
+# The message fields a map's rules read (``EscalationMap.route``'s keywords of the same names).
+ROUTED_FIELDS: Final = ("author", "channel", "brand", "is_private")
 
 
 @dataclass(frozen=True)

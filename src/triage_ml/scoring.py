@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from triage_ml.explain import Explainer
+from triage_ml.messages import Message
 from triage_ml.model.triage_model import TriageModel
-from triage_ml.routing import EscalationMap
+from triage_ml.routing import ROUTED_FIELDS, EscalationMap
 from triage_ml.taxonomy import close_prediction
 
 
@@ -30,18 +31,6 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self.explainer = Explainer(self.model)
-
-
-@dataclass(frozen=True)
-class Message:
-    text: str
-    message_id: str | None = None
-    channel: str | None = None
-    brand: str | None = None
-    author: str | None = None
-    conversation_id: str | None = None
-    created_at: str | None = None
-    is_private: bool | None = None
 
 
 def _missing(value: Any) -> bool:
@@ -78,8 +67,8 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
         elif (topic_kind := routes.topic_kind(topics)) is not None:
             kind = {"kind": topic_kind, "probability": None}
     route = routes.route(actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
-                         author=message.author, channel=message.channel, brand=message.brand,
-                         is_private=message.is_private, crisis_kind=kind["kind"] if kind else None)
+                         crisis_kind=kind["kind"] if kind else None,
+                         **{f: getattr(message, f) for f in ROUTED_FIELDS})
     return {"actionable": actionable, "actionable_prob": float(prediction["actionable_prob"]),
             "priority_tier": tier, "tier_probs": tier_probs, "crisis_risk": crisis_risk, "crisis": crisis,
             "crisis_kind": kind, "route": route.to_dict()}, topics

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd  # at module level: pandas_udf reads the type hints of the function it wraps
 
+from triage_ml.routing import ROUTED_FIELDS
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -37,7 +39,6 @@ ESCALATED_TYPE = ("actionable boolean, actionable_prob double, priority_tier lon
 _ESCALATED_NAMES = [field.split()[0] for field in ESCALATED_TYPE.split(", ")]
 OUTPUT_COLUMNS = (*_ESCALATED_NAMES, "model_version")
 _MODEL_FIELDS = tuple(field.split()[0] for field in RESULT_TYPE.split(", "))
-CONTEXT_COLUMNS = ("author", "channel", "brand", "is_private")  # what routing rules read, where present
 
 
 def resolve(model_uri: str | None, settings: Settings | None = None) -> tuple[str, str]:
@@ -74,8 +75,9 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
     """A pandas UDF body: prediction + context rows in, the API's decision fields out (ESCALATED_TYPE)."""
 
     def escalate_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from triage_ml.messages import Message
         from triage_ml.routing import EscalationMap, RoutingMap
-        from triage_ml.scoring import Message, escalate
+        from triage_ml.scoring import escalate
 
         routes = EscalationMap(RoutingMap.model_validate(spec))  # once per task, not per batch
         for batch in batches:
@@ -84,10 +86,10 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
                 row["text"] = row["text"] or ""  # a null text is scored as empty, as the model's UDF does
                 if row["crisis_kind"] == "None":  # MLflow's UDF casts string fields with numpy: None -> "None"
                     row["crisis_kind"] = None
-                context = {c: (None if pd.isna(row.get(c)) else row.get(c)) for c in CONTEXT_COLUMNS}
-                message = Message(text=row["text"], author=context["author"], channel=context["channel"],
-                                  brand=context["brand"],
-                                  is_private=None if context["is_private"] is None else bool(context["is_private"]))
+                context = {c: (None if pd.isna(row.get(c)) else row.get(c)) for c in ROUTED_FIELDS}
+                if context["is_private"] is not None:
+                    context["is_private"] = bool(context["is_private"])
+                message = Message(text=row["text"], **context)
                 decided, topics = escalate(row, message, routes, threshold)
                 probs, route, kind = decided.pop("tier_probs"), decided.pop("route"), decided.pop("crisis_kind")
                 rows.append({**decided, "tier1_prob": probs and probs["1"], "tier2_prob": probs and probs["2"],
@@ -122,7 +124,7 @@ def score(df: DataFrame, text_col: str = "text", model_uri: str | None = None, *
     escalate = F.pandas_udf(_escalator(routes.spec.model_dump(), crisis_threshold(uri)), ESCALATED_TYPE)
     text = F.col(text_col).cast("string").alias("text")
     context = [(F.col(c) if c in df.columns else F.lit(None)).cast("boolean" if c == "is_private" else "string")
-               .alias(c) for c in CONTEXT_COLUMNS]
+               .alias(c) for c in ROUTED_FIELDS]
     # The model's struct is a column of its own first, so that the model runs once per row, not once per
     # field read from it. Its priority_tier is a double (NaN for noise); escalate reads NaN as no tier.
     scored = df.withColumn("__model", udf(F.struct(text)))

@@ -30,6 +30,7 @@ from triage_ml.labels.feedback import (
     record_decisions,
     record_predictions,
 )
+from triage_ml.messages import Message
 from triage_ml.store.db import Store
 
 pytestmark = pytest.mark.integration
@@ -63,16 +64,17 @@ def neutralised(value: str) -> str:
 # -- 2: a message id names one message --------------------------------------------------------------------
 def test_a_message_id_with_another_text_is_refused_by_scoring_decisions_and_flags(store):
     result = {"actionable": False, "crisis_risk": 0.01}
-    record_predictions(store, "triage-ml", "1", [("tw-1", "thanks, lovely flight!", {}, result)])
+    record_predictions(store, "triage-ml", "1", [(Message("thanks, lovely flight!", "tw-1"), result)])
     other = "the engine caught fire on landing, passengers injured"
     with pytest.raises(ConflictError, match="'tw-1' is already stored with a different text"):
-        record_predictions(store, "triage-ml", "1", [("tw-1", other, {}, {**result, "crisis_risk": 0.99})])
+        record_predictions(store, "triage-ml", "1", [(Message(other, "tw-1"), {**result, "crisis_risk": 0.99})])
     with pytest.raises(ConflictError, match=r"decisions\.0\.message_id"):
         record_decisions(store, [decide("e-x", "tw-1", other, action="escalated", team="pr")], POLICY)
     with pytest.raises(ConflictError, match="tw-1"):
         flag_dispute(store, "tw-1", "lea", "lead", "looks like a crisis", text=other)
     # the same text again is the same message: its first result, and decisions are taken
-    again = record_predictions(store, "triage-ml", "1", [("tw-1", "thanks, lovely flight!", {}, {**result, "x": 1})])
+    again = record_predictions(store, "triage-ml", "1",
+        [(Message("thanks, lovely flight!", "tw-1"), {**result, "x": 1})])
     assert again["tw-1"] == result
     [out] = record_decisions(store, [decide("e-y", "tw-1", "thanks, lovely flight!", action="marked_spam")], POLICY)
     assert out["labels"]
@@ -200,17 +202,17 @@ def test_dispute_list_pages_with_total_and_next_offset(store):
 
 # -- 11: timestamps ---------------------------------------------------------------------------------------
 def test_timestamps_are_stored_and_returned_in_utc_with_an_offset(store):
-    aware, naive = datetime.fromisoformat("2026-12-01T10:00:00+05:00"), datetime.fromisoformat("2026-12-01T10:00:00")
+    aware, naive = datetime.fromisoformat("2026-11-01T10:00:00+05:00"), datetime.fromisoformat("2026-11-01T10:00:00")
     record_decisions(store, [decide("e1", "aware", "hello", created_at=aware),
                              decide("e2", "naive", "hello", created_at=naive)], POLICY)
     rows = training_table(store).set_index("message_id")
-    assert rows.loc["aware", "created_at"] == "2026-12-01T05:00:00+00:00"  # the same instant, in UTC
-    assert rows.loc["naive", "created_at"] == "2026-12-01T10:00:00+00:00"  # naive means UTC, as in the API
+    assert rows.loc["aware", "created_at"] == "2026-11-01T05:00:00+00:00"  # the same instant, in UTC
+    assert rows.loc["naive", "created_at"] == "2026-11-01T10:00:00+00:00"  # naive means UTC, as in the API
 
     written = flag_dispute(store, "aware", "lea", "lead", "check")
     read = get_dispute(store, written["id"])
     assert written["opened_at"] == read["opened_at"] and read["opened_at"].endswith("+00:00")
-    assert read["message"]["created_at"] == "2026-12-01T05:00:00+00:00"
+    assert read["message"]["created_at"] == "2026-11-01T05:00:00+00:00"
     assert all(d["received_at"].endswith("+00:00") for d in read["decisions"])
     opened = datetime.fromisoformat(read["opened_at"])
     assert abs((opened - datetime.now(UTC)).total_seconds()) < 120

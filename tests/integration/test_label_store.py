@@ -12,6 +12,7 @@ from triage_ml.labels.decisions import Decision
 from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.labels.export import table_hash, training_table
 from triage_ml.labels.feedback import flag_dispute, list_disputes, record_decisions, record_predictions, resolve_dispute
+from triage_ml.messages import Message
 from triage_ml.store.db import Store
 from triage_ml.store.tables import Base, DecisionRow, DisputeRow, LabelRow
 
@@ -78,10 +79,12 @@ def test_unknown_message_without_text_is_refused_and_batch_is_atomic(store):
 
 
 def test_scored_message_needs_no_text_and_prediction_is_recorded_once(store):
-    first = record_predictions(store, "triage-ml", "3", [("m9", "my parcel is late", {"channel": "x"}, RESULT)])
-    again = record_predictions(store, "triage-ml", "3", [("m9", "my parcel is late", {}, {**RESULT, "crisis": True})])
+    first = record_predictions(store, "triage-ml", "3", [(Message("my parcel is late", "m9", channel="x"), RESULT)])
+    again = record_predictions(store, "triage-ml", "3",
+        [(Message("my parcel is late", "m9"), {**RESULT, "crisis": True})])
     assert again == first  # same id, same version: the recorded result
-    other = record_predictions(store, "triage-ml", "4", [("m9", "my parcel is late", {}, {**RESULT, "crisis": True})])
+    other = record_predictions(store, "triage-ml", "4",
+        [(Message("my parcel is late", "m9"), {**RESULT, "crisis": True})])
     assert other["m9"]["crisis"] is True
     record_decisions(store, [Decision(event_id="e1", message_id="m9", agent="ana", action="responded")], POLICY)
 
@@ -92,16 +95,17 @@ def test_each_dispute_rule(store):
     [out] = record_decisions(store, [d("e2", message="a", agent="bo", action="marked_spam")], POLICY)
     assert out["disputes"]
     # agent vs a confident prediction
-    record_predictions(store, "triage-ml", "3", [("b", "where is my refund??", {}, RESULT)])
+    record_predictions(store, "triage-ml", "3", [(Message("where is my refund??", "b"), RESULT)])
     [out] = record_decisions(store, [d("e3", message="b", action="marked_spam", model_version="3",
                                        text="where is my refund??")], POLICY)
     assert out["disputes"]
     # crisis head sure, agent did not escalate
-    record_predictions(store, "triage-ml", "3", [("c", "the charger caught fire", {}, {**RESULT, "crisis_risk": 0.95})])
+    record_predictions(store, "triage-ml", "3",
+        [(Message("the charger caught fire", "c"), {**RESULT, "crisis_risk": 0.95})])
     [out] = record_decisions(store, [d("e4", message="c", text="the charger caught fire")], POLICY)
     assert out["disputes"]
     # ... and the reverse: escalated to PR while the head is sure it is no crisis
-    record_predictions(store, "triage-ml", "3", [("e", "love the new menu", {}, {**RESULT, "crisis_risk": 0.001})])
+    record_predictions(store, "triage-ml", "3", [(Message("love the new menu", "e"), {**RESULT, "crisis_risk": 0.001})])
     [out] = record_decisions(store, [d("e5", message="e", action="escalated", team="pr", text="love the new menu")],
                              POLICY)
     assert out["disputes"]
@@ -159,6 +163,6 @@ def test_export_is_deterministic(store):
 def test_control_characters_are_stored(store):
     text = "nul\x00 bell\x07 esc\x1b[31m ☃ 🔥"
     [out] = record_decisions(store, [d("e1", message="ctl", text=text)], POLICY)
-    record_predictions(store, "triage-ml", "3", [("ctl2", text, {}, {**RESULT, "explanation": {"summary": text}})])
+    record_predictions(store, "triage-ml", "3", [(Message(text, "ctl2"), {**RESULT, "explanation": {"summary": text}})])
     row = training_table(store).iloc[0]
     assert row.text == text.replace("\x00", "\ufffd") and out["labels"]["actionable"] is True

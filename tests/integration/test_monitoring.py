@@ -104,11 +104,12 @@ def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, se
     import mlflow
     from mlflow import MlflowClient
 
+    from triage_ml.messages import Message
     from triage_ml.model.pyfunc import load_registered
     from triage_ml.pipeline.config import TrainConfig
     from triage_ml.pipeline.tracking import configure_mlflow, train_and_log
     from triage_ml.routing import EscalationMap
-    from triage_ml.scoring import LoadedModel, Message, score
+    from triage_ml.scoring import LoadedModel, score
     from triage_ml.store.db import Store
     from triage_ml.store.tables import PredictionRow
 

@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from triage_ml.errors import ConfigError
+from triage_ml.messages import Message
 from triage_ml.routing import EscalationMap
-from triage_ml.scoring import Message, escalate
+from triage_ml.scoring import escalate
 
 MAP = {"crisis_floor": 0.6,
        "sensitive_topics": [{"name": "legal threat", "patterns": ["see you in court"], "crisis_kind": "legal"},

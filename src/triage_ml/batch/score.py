@@ -26,10 +26,12 @@ from tqdm.auto import tqdm
 
 from triage_ml.batch.files import ChunkWriter, read_chunks
 from triage_ml.errors import ConfigError
-from triage_ml.messages import FIELDS, MessageIn
+from triage_ml.messages import FIELDS, TEXT_FIELDS, Message, MessageIn
 from triage_ml.routing import EscalationMap
-from triage_ml.scoring import LoadedModel, Message, score
+from triage_ml.scoring import LoadedModel, score
 from triage_ml.taxonomy import parse_yes_no
+
+ID_FIELDS = ("message_id", *TEXT_FIELDS)  # read as text when a file's reader saw numbers
 
 OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "actionable_prob": "Float64",
           "priority_tier": "Int64", "tier1_prob": "Float64", "tier2_prob": "Float64", "crisis_risk": "Float64",
@@ -90,7 +92,7 @@ def parse_row(record: dict[str, Any], text_column: str) -> tuple[Message | None,
         if name == "is_private" and isinstance(value, str):
             with contextlib.suppress(ValueError):  # left as it is, the message's check names the field
                 value = parse_yes_no(value)
-        if name in ("message_id", "channel", "brand", "author", "conversation_id") and isinstance(value, int | float):
+        if name in ID_FIELDS and isinstance(value, int | float):
             value = str(value)
         values[name] = value
     if values["text"] is None:

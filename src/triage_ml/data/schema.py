@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, Field, StrictStr
 
 from triage_ml.data.io import read_table
 from triage_ml.errors import DataValidationError
+from triage_ml.messages import length_problem
 from triage_ml.taxonomy import (
     ACTIONABLE_REASONS,
     CONFLICTS,
@@ -35,17 +34,6 @@ from triage_ml.taxonomy import (
 LABEL_COLUMNS = ("actionable", "priority_tier", "crisis", "reason", "crisis_kind")
 PROVENANCE_COLUMNS = ("message_id", "channel", "is_private", "brand", "industry", "author", "created_at",
                       "conversation_id", "source")
-MAX_TEXT_CHARS = 10_000
-
-
-def _not_blank(text: str) -> str:
-    if not text.strip():
-        raise ValueError("text is empty or whitespace only; send the message's text")
-    return text
-
-
-# A message's text wherever a caller sends one (scoring, decisions, flags): what training will accept.
-MessageText = Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]  # "" too: _not_blank
 _NONE_TIER = {"none", "null"}
 
 
@@ -121,9 +109,8 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     text = df["text"].map(lambda v: v if isinstance(v, str) else ("" if _is_missing(v) else str(v)))
     empty = text[text.str.strip() == ""]
     problems.add(empty.index, "text", lambda r: "empty text; every message needs its text (drop the row if none)")
-    long = text[text.str.len() > MAX_TEXT_CHARS]
-    problems.add(long.index, "text",
-                 lambda r: f"text is {len(text[r]):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+    long = text[text.str.len().map(length_problem).notna()]
+    problems.add(long.index, "text", lambda r: str(length_problem(len(text[r]))))
 
     if "message_id" in df:
         ids = _as_text(df["message_id"])

@@ -13,13 +13,11 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model, model_validator
 
-from triage_ml.data.schema import MessageText
+from triage_ml.messages import Id, message_fields
 from triage_ml.taxonomy import REASONS, TIER2_REASONS, close_labels, explicit_labels, reason_labels
 
-# Identifiers are stored as text columns; PostgreSQL's text cannot hold NUL, so NUL is refused up front.
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
 Action = Literal["responded", "escalated", "archived", "marked_spam", "blocked", "set_priority", "flag_crisis",
                  "unflag_crisis"]
 ArchiveReason = Literal["no_action_needed", "duplicate", "handled_elsewhere", "other"]
@@ -27,12 +25,11 @@ ReasonCode = Literal[tuple(sorted(REASONS))]  # type: ignore[valid-type]
 CRISIS_TEAMS = frozenset({"pr", "legal", "safety"})
 
 
-class Decision(BaseModel):
-    """One agent decision on one message, as the inbox sends it."""
+class _Decision(BaseModel):
+    """An agent decision's own fields; ``Decision`` adds the message's."""
 
     model_config = ConfigDict(extra="forbid")
     event_id: Id = Field(description="client-generated idempotency key; a replay changes nothing")
-    message_id: Id
     agent: Id
     action: Action
     team: Id | None = Field(None, description="for escalated: pr, legal and safety mean a crisis")
@@ -44,17 +41,9 @@ class Decision(BaseModel):
     model_version: Annotated[StrictStr, Field(max_length=64, pattern=r"^[^\x00]*$")] | None = Field(
         None, description="the model version whose prediction the agent saw")
     decided_at: datetime | None = None
-    # The message itself, needed only when the store has not seen message_id (it was never scored with it).
-    text: MessageText | None = None
-    channel: Id | None = None
-    brand: Id | None = None
-    author: Id | None = None
-    conversation_id: Id | None = None
-    is_private: StrictBool | None = None
-    created_at: datetime | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> Decision:
+    def _consistent(self) -> _Decision:
         if self.action == "escalated" and not self.team:
             raise ValueError("team: required when action is escalated (e.g. pr, legal, safety, lead, expert)")
         if self.action == "archived" and not self.archive_reason:
@@ -82,7 +71,13 @@ class Decision(BaseModel):
         return hashlib.sha256(json.dumps(self.payload(), sort_keys=True).encode()).hexdigest()
 
 
-def _action_labels(d: Decision) -> dict[str, int]:
+# One agent decision on one message, as the inbox sends it: the decision's fields and the message's, whose text
+# and context are needed only when the store has not seen message_id (it was never scored with it).
+Decision = create_model("Decision", __base__=_Decision, __doc__="One agent decision on one message.",
+                        **message_fields(text_required=False, id_required=True))
+
+
+def _action_labels(d: _Decision) -> dict[str, int]:
     if d.action == "responded":
         return {"actionable": 1}
     if d.action == "escalated":

@@ -22,13 +22,14 @@ import pandas as pd
 from sqlalchemy import select
 
 from triage_ml.data.io import table_format, write_table
+from triage_ml.messages import CONTEXT_FIELDS, message_record
 from triage_ml.store.db import Store
 from triage_ml.store.tables import LabelRow, MessageRow
 from triage_ml.taxonomy import CONFLICTS, HEADS
 
 RANK = {"lead": 4, "agents": 3, "agent": 2, "seed": 1, "import": 1}
-COLUMNS = ("message_id", "text", "channel", "brand", "author", "conversation_id", "is_private", "created_at",
-           "actionable", "priority_tier", "crisis", "actionable_source", "priority_tier_source", "crisis_source",
+COLUMNS = ("message_id", "text", *CONTEXT_FIELDS, "actionable", "priority_tier", "crisis", "actionable_source",
+           "priority_tier_source", "crisis_source",
            "label_ids")
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -93,9 +94,7 @@ def training_table(store: Store) -> pd.DataFrame:
             continue
         m = messages[message_id]
         actionable = chosen.get("actionable", (None,))[0]
-        row = {"message_id": m.id, "text": m.text, "channel": m.channel, "brand": m.brand, "author": m.author,
-               "conversation_id": m.conversation_id, "is_private": m.is_private,
-               "created_at": None if m.created_at is None else m.created_at.isoformat(),
+        row = {**message_record(m.id, m.text, m),
                "actionable": None if actionable is None else bool(actionable),
                "priority_tier": "none" if actionable == 0 else chosen.get("priority_tier", (None,))[0],
                "crisis": None if "crisis" not in chosen else bool(chosen["crisis"][0])}

@@ -25,10 +25,9 @@ from triage_ml.labels.disputes import (
     crisis_vs_escalation,
     merge_reasons,
 )
+from triage_ml.messages import CONTEXT_FIELDS, Message, message_record
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DecisionRow, DisputeRow, LabelRow, MessageRow, PredictionRow
-
-MESSAGE_FIELDS = ("channel", "brand", "author", "conversation_id", "is_private", "created_at")
 
 
 def labels_out(labels: dict[str, int]) -> dict[str, Any]:
@@ -72,16 +71,19 @@ def _same_text(row: MessageRow, text: str | None, where: str) -> None:
 
 
 def record_predictions(store: Store, model_name: str, model_version: str,
-                       items: Sequence[tuple[str, str, dict[str, Any], dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Record (message_id, text, message fields, result) scored by a model version. Returns {message_id:
-    result}: the result stored first, so a message id scored again by the same version answers the same."""
+                       items: Sequence[tuple[Message, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Record (message, result) pairs scored by a model version; messages without an id are skipped. Returns
+    {message_id: result}: the result stored first, so a message id scored again by the same version answers
+    the same."""
 
     def tx(session: Session) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for message_id, text, fields, result in sorted(items, key=lambda item: item[0]):
-            if message_id in out:
+        for message, result in sorted(items, key=lambda item: item[0].message_id or ""):
+            message_id = message.message_id
+            if message_id is None or message_id in out:
                 continue
-            _ensure_message(session, message_id, text, fields, where="message_id")
+            _ensure_message(session, message_id, message.text, {f: getattr(message, f) for f in CONTEXT_FIELDS},
+                            where="message_id")
             stored = session.scalar(select(PredictionRow).where(
                 PredictionRow.message_id == message_id, PredictionRow.model_name == model_name,
                 PredictionRow.model_version == model_version))
@@ -151,7 +153,7 @@ def record_decisions(store: Store, decisions: Sequence[Decision], policy: Disput
                                         "decision; a new decision needs a new event_id")
                 results[i] = stored.response
                 continue
-            fields = {f: getattr(d, f) for f in MESSAGE_FIELDS}
+            fields = {f: getattr(d, f) for f in CONTEXT_FIELDS}
             _ensure_message(session, d.message_id, d.text, fields, where=f"decisions.{i}.message_id")
             results[i] = _apply(session, d, digest, policy)
         return [results[i] for i in range(len(decisions))]
@@ -254,9 +256,7 @@ def dispute_view(session: Session, dispute: DisputeRow) -> dict[str, Any]:
                                 .order_by(DecisionRow.id)).all()
     return {
         "id": dispute.id, "state": dispute.state, "opened_at": _iso(dispute.opened_at),
-        "message": {"message_id": message.id, "text": message.text,
-                    **{f: _iso(getattr(message, f)) if f == "created_at" else getattr(message, f)
-                       for f in MESSAGE_FIELDS}},
+        "message": message_record(message.id, message.text, message),
         "prediction": _prediction(session, dispute.message_id, None),
         "decisions": [{"decision_id": d.id, "event_id": d.event_id, "agent": d.agent, "action": d.action,
                        "received_at": _iso(d.received_at), "labels": d.response.get("labels"), "event": d.payload}

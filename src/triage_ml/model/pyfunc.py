@@ -12,13 +12,15 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from triage_ml.messages import FIELDS
 from triage_ml.model.triage_model import TriageModel
 
 logger = logging.getLogger(__name__)
 ARTIFACT_KEY = "triage_model"
-INPUT_COLUMNS = ("message_id", "channel", "brand", "author", "conversation_id", "created_at")
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "text")] + [ColSpec("string", c, required=False) for c in INPUT_COLUMNS]),
+    # the message's fields (triage_ml.messages); the model reads the text, the rest travels for the caller
+    inputs=Schema([ColSpec("string", "text")] + [ColSpec("boolean" if f == "is_private" else "string", f,
+                                                         required=False) for f in FIELDS]),
     outputs=Schema([
         ColSpec("boolean", "actionable"), ColSpec("double", "actionable_prob"),
         ColSpec("long", "priority_tier", required=False), ColSpec("double", "tier1_prob", required=False),

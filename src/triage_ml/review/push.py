@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage_ml.labels.feedback import dispute_view
+from triage_ml.messages import CONTEXT_FIELDS
 from triage_ml.review.client import LabelStudio
 from triage_ml.review.labeling import prediction_result
 from triage_ml.review.projects import DISPUTES, QUEUE, Project, ensure_project
@@ -24,8 +25,7 @@ from triage_ml.store.tables import DisputeRow
 
 WEBHOOK_HEADER = "X-Triage-Webhook-Secret"
 _BATCH = 200  # tasks per import request
-_CONTEXT = (("channel", "channel"), ("brand", "brand"), ("author", "author"), ("conversation_id", "conversation"),
-            ("is_private", "private"), ("created_at", "posted"))
+_SHOWN_AS = {"conversation_id": "conversation", "is_private": "private", "created_at": "posted"}  # else its name
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class PushReport:
 
 def context_text(message: dict[str, Any]) -> str:
     parts = []
-    for key, label in _CONTEXT:
-        value = message.get(key)
+    for key in CONTEXT_FIELDS:
+        label, value = _SHOWN_AS.get(key, key), message.get(key)
         if value is None or value == "":
             continue
         parts.append(f"{label}: {('yes' if value else 'no') if isinstance(value, bool) else value}")

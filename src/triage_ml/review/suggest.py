@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage_ml.labels.export import training_table
+from triage_ml.messages import CONTEXT_FIELDS, message_record
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.review.client import LabelStudio
 from triage_ml.review.projects import QUEUE, ensure_project
@@ -48,12 +49,8 @@ def candidates(store: Store) -> pd.DataFrame:
         disputed = select(DisputeRow.message_id).where(DisputeRow.state == "open")
         rows = session.scalars(select(MessageRow).where(MessageRow.id.not_in(led), MessageRow.id.not_in(queued),
                                                         MessageRow.id.not_in(disputed)).order_by(MessageRow.id)).all()
-        return pd.DataFrame([{"message_id": m.id, "text": m.text, "channel": m.channel, "brand": m.brand,
-                              "author": m.author, "conversation_id": m.conversation_id, "is_private": m.is_private,
-                              "created_at": None if m.created_at is None else m.created_at.isoformat()}
-                             for m in rows],
-                            columns=["message_id", "text", "channel", "brand", "author", "conversation_id",
-                                     "is_private", "created_at"])
+        return pd.DataFrame([message_record(m.id, m.text, m) for m in rows],
+                            columns=["message_id", "text", *CONTEXT_FIELDS])
 
 
 def label_issues(given: np.ndarray, p: np.ndarray, floor: float = 0.1) -> np.ndarray:

@@ -16,16 +16,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-ID = 256  # the API's limit on client-supplied identifiers
+from triage_ml.messages import MAX_ID_CHARS as ID
+from triage_ml.times import as_utc
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """The same instant in UTC; a naive value means UTC (as the API reads it)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
