@@ -233,7 +233,7 @@ def test_stop_drains_the_callers_already_waiting():
         caller = asyncio.create_task(batcher.submit([1, 2, 3, 4]))
         await asyncio.sleep(0.05)  # its first slice is being encoded
         await batcher.stop()
-        return await asyncio.wait_for(caller, 1)
+        return await asyncio.wait_for(caller, 0.5)
 
     assert run(main()) == ([2, 4, 6, 8], "v1")
 
@@ -243,7 +243,7 @@ def test_stop_drains_the_callers_already_waiting():
                    "ends; the docstring bounds the wait at max_wait once the batch's first slice is there")
 def test_a_slice_left_over_from_a_full_batch_waits_no_longer_than_max_wait():
     async def main():
-        batcher = MicroBatcher(Encoder(seconds=0.3), max_items=2, max_wait=0.6)
+        batcher = MicroBatcher(Encoder(seconds=0.15), max_items=2, max_wait=0.3)
         batcher.start()
         start = time.perf_counter()
         results, _ = await batcher.submit([1, 2, 3])  # [1, 2] is full and runs at once; [3] has been queued since
@@ -252,5 +252,5 @@ def test_a_slice_left_over_from_a_full_batch_waits_no_longer_than_max_wait():
         return results, elapsed
 
     results, elapsed = run(main())
-    # [3] may start by max_wait (0.6 s) after it was queued, so the reply comes by 0.9 s; today it is ~1.2 s
-    assert results == [2, 4, 6] and elapsed < 0.9 + 0.05
+    # [3] may start by max_wait (0.3 s) after it was queued, so the reply comes by 0.45 s; today it is >= 0.6 s
+    assert results == [2, 4, 6] and elapsed < 0.5
