@@ -39,13 +39,23 @@ class MicroBatcher(Generic[T, R]):
         self._served: dict[Hashable, int] = {}  # owner -> when it was last served (a batch counter)
         self._batches = 0
         self._arrived = asyncio.Event()
+        self._queued_at: dict[asyncio.Future, float] = {}  # each waiting slice's arrival (loop time)
+        self._stopping = False
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micro-batcher")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, drain_seconds: float = 30.0) -> None:
+        """Answer the callers already waiting (their batches run at once, without waiting for company), then
+        end; after ``drain_seconds`` whatever is left is cancelled. Nothing is accepted meanwhile."""
+        self._stopping = True
+        self._arrived.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -63,10 +73,13 @@ class MicroBatcher(Generic[T, R]):
     async def _run_slices(self, slices: list[Sequence[T]], owner: Hashable) -> list[tuple[list[R], Any]]:
         """Queue every slice at once, then wait for each; on an error or a cancelled caller the slices
         not yet run are withdrawn."""
+        if self._stopping:
+            raise RuntimeError("the batcher is stopping; no new work is taken")
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future] = []
         for part in slices:
             futures.append(loop.create_future())
+            self._queued_at[futures[-1]] = loop.time()
             self._waiting.setdefault(owner, deque()).append((part, futures[-1]))
         self._arrived.set()
         try:
@@ -96,10 +109,15 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         while True:
             while not self._waiting:
+                if self._stopping:
+                    return
                 self._arrived.clear()
                 await self._arrived.wait()
-            deadline = loop.time() + self.max_wait
-            while not self._full() and (timeout := deadline - loop.time()) > 0:
+            # at most max_wait after the oldest waiting slice arrived (a slice left over from a full batch has
+            # been waiting already); no waiting at all once stopping
+            oldest = min(self._queued_at.get(queue[0][1], loop.time()) for queue in self._waiting.values())
+            deadline = oldest + (0 if self._stopping else self.max_wait)
+            while not self._full() and not self._stopping and (timeout := deadline - loop.time()) > 0:
                 self._arrived.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), timeout)
@@ -126,6 +144,7 @@ class MicroBatcher(Generic[T, R]):
             if jobs and (size + len(part) > self.max_items or cost + part_cost > self.max_cost):
                 break
             queue.popleft()
+            self._queued_at.pop(future, None)
             self._served[owner] = self._batches
             if not queue:
                 del self._waiting[owner], self._served[owner]

@@ -131,6 +131,9 @@ class EscalationMap:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: routing map not found") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8 text
+            raise ConfigError(f"{path}: routing map unreadable ({type(exc).__name__}: {exc}); it must be a UTF-8 "
+                              "YAML file") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError(f"{path}: invalid YAML{f' at line {mark.line + 1}' if mark else ''}") from None

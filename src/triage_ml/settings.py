@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Runtime settings. Every field can be set as ``TRIAGE_<NAME>`` in the environment or ``.env``."""
 
-    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused value (e.g. a malformed TRIAGE_API_KEYS) is never repeated in the error
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: str = Field("development", description="development, ci or production")
     mlruns_dir: Path = Field(Path("mlruns"), description="local MLflow store: SQLite db + artifacts")
@@ -131,7 +132,7 @@ def parse_api_keys(raw: str) -> list[tuple[str, str]]:
     """``scorer:k1,admin:k2`` -> [("scorer", "k1"), ("admin", "k2")]; the message never shows a key."""
     pairs = []
     for i, item in enumerate(p.strip() for p in raw.split(",") if p.strip()):
-        role, sep, key = item.partition(":")
+        role, sep, key = (part.strip() for part in item.partition(":"))
         if not sep or role not in ROLES or len(key) < 16:
             raise ValueError(f"TRIAGE_API_KEYS entry {i + 1} must be role:key with role one of "
                              f"{', '.join(ROLES)} and a key of at least 16 characters")

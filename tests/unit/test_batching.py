@@ -224,8 +224,6 @@ def test_a_failing_batch_fails_only_its_own_callers():
     assert b == ([2, 4, 6, 8], "v1")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: stop() cancels the worker mid-batch and leaves every waiting future "
-                   "unresolved, so a caller awaiting submit() when the batcher stops never gets an answer (hangs)")
 def test_stop_drains_the_callers_already_waiting():
     async def main():
         batcher = MicroBatcher(Encoder(seconds=0.1), max_items=2, max_wait=0)
@@ -238,9 +236,6 @@ def test_stop_drains_the_callers_already_waiting():
     assert run(main()) == ([2, 4, 6, 8], "v1")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: after each batch _run restarts the max_wait clock, so a slice that "
-                   "was already queued (the rest of a sliced request) waits max_wait again after the previous batch "
-                   "ends; the docstring bounds the wait at max_wait once the batch's first slice is there")
 def test_a_slice_left_over_from_a_full_batch_waits_no_longer_than_max_wait():
     async def main():
         batcher = MicroBatcher(Encoder(seconds=0.15), max_items=2, max_wait=0.3)

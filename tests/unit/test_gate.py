@@ -137,8 +137,6 @@ def test_zero_tolerance_refuses_any_loss_and_accepts_a_tie():
     assert failed(loss) == ["folds.actionable.macro_f1"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _head_check compares the float difference 0.79 - 0.80 = "
-                   "-0.010000000000000009 with -0.01, so a loss of exactly the tolerance (shown as -0.0100) is refused")
 def test_a_loss_of_exactly_the_tolerance_in_decimal_passes():
     config = TrainConfig.from_dict({"promotion_tolerance": 0.01})
     decision = decide(config, SMOKE_OK, gold(), gold(), folds(actionable=0.79), folds(actionable=0.80), "3")

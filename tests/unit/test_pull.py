@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from triage_ml.review.labeling import LeadAnswer
 from triage_ml.review.pull import _Annotation, agreed_labels
 
@@ -60,9 +58,6 @@ def test_an_annotation_without_a_time_is_older_than_any_timed_one():
     assert agreed_labels([ann(9, "lea", NOISE, None), ann(1, "lea", TIER2, -60)]) == (TIER2, [])
 
 
-@pytest.mark.xfail(strict=True, reason="docstring says 'the labels all leads agree on', but a head where they "
-                   "differ is returned too, with the earliest lead's value (harmless today: process_task stores "
-                   "nothing when the differ list is non-empty)")
 def test_a_head_where_leads_differ_is_not_among_the_agreed_labels():
     labels, differ = agreed_labels([ann(1, "lea", TIER2), ann(2, "bo", {"actionable": 0}, 1)])
     assert differ == ["actionable"] and labels == {"priority_tier": 2, "crisis": 0}

@@ -166,9 +166,6 @@ def test_a_missing_file_is_named(tmp_path):
     assert str(err.value) == f"{tmp_path / 'nope.yaml'}: routing map not found"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: from_yaml reads the file with read_text() and catches only "
-                   "FileNotFoundError, so a non-UTF-8 file raises UnicodeDecodeError and a directory "
-                   "IsADirectoryError, not ConfigError; serving's reload poller catches only ConfigError")
 @pytest.mark.parametrize("kind", ["latin-1", "directory"])
 def test_an_unreadable_map_is_a_config_error(tmp_path, kind):
     path = tmp_path / "map.yaml"

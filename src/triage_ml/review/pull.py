@@ -101,7 +101,8 @@ def agreed_labels(annotations: list[_Annotation]) -> tuple[dict[str, int], list[
             if head in merged and merged[head] != value:
                 differ.append(head)
             merged.setdefault(head, value)
-    return merged, sorted(set(differ))
+    differ = sorted(set(differ))
+    return {head: value for head, value in merged.items() if head not in differ}, differ
 
 
 def process_task(store: Store, project: Project, task: LabelStudioTask, users: dict[int, str], *,
