@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from triage_ml.model.pyfunc import load_registered
-from triage_ml.pipeline.tracking import connect_mlflow
+from triage_ml.registry import client_for
+from triage_ml.registry import load as load_model
 from triage_ml.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -106,7 +106,6 @@ def main() -> None:
                         help="encoder backend for all three (TRIAGE_ENCODER_BACKEND for the servers)")
     args = parser.parse_args()
     settings = Settings()
-    connect_mlflow(settings)
     texts = pd.read_csv(args.data)["tweet"].astype(str).head(args.n).tolist()
     uri = settings.model_uri()
     store = settings.resolved_tracking_uri()
@@ -116,7 +115,7 @@ def main() -> None:
            "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": settings.registry_uri or store,
            "HF_HUB_OFFLINE": "1", "TRIAGE_ENCODER_BACKEND": args.backend}
 
-    model = load_registered(uri, backend=args.backend)
+    model = load_model(client_for(settings), uri, backend=args.backend)
 
     def raw(chunk: list[str]) -> None:
         model.predict_frame(chunk)

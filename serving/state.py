@@ -20,8 +20,6 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.metrics import ServiceMetrics
@@ -30,9 +28,8 @@ from triage_ml.errors import ConfigError, ModelNotFoundError, StoreUnavailableEr
 from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.labels.feedback import record_predictions
 from triage_ml.messages import Message
-from triage_ml.model.pyfunc import load_registered
 from triage_ml.monitoring.spikes import SpikeConfig, SpikeDetector
-from triage_ml.pipeline.tracking import connect_mlflow
+from triage_ml.registry import alias_version, client_for, load, resolve
 from triage_ml.review.client import label_studio_client
 from triage_ml.routing import EscalationMap
 from triage_ml.scoring import LoadedModel, score, score_with_embeddings
@@ -61,8 +58,7 @@ class ServiceState:
                                     max_cost=settings.batch_max_chars)
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task | None = None
-        connect_mlflow(settings)
-        self.client = MlflowClient()
+        self.client = client_for(settings)  # explicit store URIs: the service sets no MLflow global
         self.store = Store(settings.database_url, auto_migrate=settings.database_auto_migrate)
         # Personal keys (store/keys.py): SHA-256 of each active key -> its role and person. The guard reads this
         # on the event loop for every request, so the store is not queried per request: the poller re-reads it
@@ -194,12 +190,7 @@ class ServiceState:
 
     # -- reloading -----------------------------------------------------------------------------------
     def _alias_version(self) -> tuple[str, str | None]:
-        s = self.settings
-        try:
-            mv = self.client.get_model_version_by_alias(s.registered_model_name, s.model_alias)
-        except MlflowException:
-            raise ModelNotFoundError(f"no model {s.model_uri()} in {s.resolved_tracking_uri()}; "
-                                     "train one with `triage-ml train`") from None
+        mv = resolve(self.client, self.settings.registered_model_name, self.settings.model_alias)
         return str(mv.version), mv.run_id
 
     async def reload_model(self, *, force: bool = False) -> bool:
@@ -218,18 +209,16 @@ class ServiceState:
     async def _load(self, version: str, run_id: str | None, alias: str) -> LoadedModel:
         s = self.settings
         model = await anyio.to_thread.run_sync(
-            lambda: load_registered(f"models:/{s.registered_model_name}/{version}", backend=s.encoder_backend,
-                                    threads=s.torch_threads))
+            lambda: load(self.client, f"models:/{s.registered_model_name}/{version}", backend=s.encoder_backend,
+                         threads=s.torch_threads))
         return LoadedModel(model, s.registered_model_name, version, alias, run_id)
 
     async def _reload_shadow(self) -> None:
         alias = self.settings.shadow_alias
         if not alias:
             return
-        try:
-            mv = await anyio.to_thread.run_sync(self.client.get_model_version_by_alias,
-                                                self.settings.registered_model_name, alias)
-        except MlflowException:
+        mv = await anyio.to_thread.run_sync(alias_version, self.client, self.settings.registered_model_name, alias)
+        if mv is None:
             if self.shadow is not None:
                 log.info("shadow alias %s is gone; shadow scoring stops", alias)
             self.shadow = None

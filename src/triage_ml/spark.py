@@ -42,21 +42,17 @@ _MODEL_FIELDS = tuple(field.split()[0] for field in RESULT_TYPE.split(", "))
 
 
 def resolve(model_uri: str | None, settings: Settings | None = None) -> tuple[str, str]:
-    """(a models:/name/version URI, that version) for ``model_uri`` (default: the configured alias)."""
-    from mlflow import MlflowClient
-
-    from triage_ml.pipeline.tracking import connect_mlflow
+    """(where the model's files are, its version) for ``model_uri`` (default: the configured alias). The
+    location is the version's own, so the executors read it without asking the registry."""
+    from triage_ml.registry import client_for, resolve_uri
     from triage_ml.settings import get_settings
 
     settings = settings or get_settings()
-    connect_mlflow(settings)
     uri = model_uri or settings.model_uri()
-    if uri.startswith("models:/") and "@" in uri:
-        name, alias = uri.removeprefix("models:/").split("@", 1)
-        version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
-        return f"models:/{name}/{version}", version
     if uri.startswith("models:/"):
-        return uri, uri.rsplit("/", 1)[-1]
+        client = client_for(settings)
+        name, version, _ = resolve_uri(client, uri)
+        return client.get_model_version_download_uri(name, version), version
     return uri, uri
 
 

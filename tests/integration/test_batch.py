@@ -56,7 +56,7 @@ def test_rows_get_the_apis_answers_and_bad_rows_a_reason(env, trained_store, see
     rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
     reasons = {json.loads(r["record"])["message_id"]: r["reason"] for r in rejects}
     assert "text is empty or whitespace only" in reasons["bad-1"] and "text is empty" in reasons["bad-2"]
-    assert reasons["bad-3"].startswith("text: ") and "10000" in reasons["bad-3"]
+    assert reasons["bad-3"].startswith("text: ") and "the limit is 10,000" in reasons["bad-3"]
     assert reasons["bad-4"].startswith("created_at: ") and reasons["bad-5"].startswith("is_private: ")
     assert [r["row"] for r in rejects] == [21, 22, 23, 24, 25]
 

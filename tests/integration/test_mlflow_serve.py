@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.service_fixtures import free_port, wait_until_up
-from triage_ml.model.pyfunc import load_registered
-from triage_ml.pipeline.tracking import configure_mlflow
+from triage_ml.registry import client_for, load
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +44,13 @@ def mlflow_server(trained_store, tmp_path_factory):
 
 
 def test_served_model_returns_every_prediction(mlflow_server, trained_store):
-    configure_mlflow(trained_store[0])  # in-process reads go to the same store the server reads
     body = {"dataframe_split": {"columns": ["text", "message_id"],
                                 "data": [[t, f"m{i}"] for i, t in enumerate(TEXTS)]}}
     response = httpx.post(f"{mlflow_server}/invocations", json=body, timeout=60)
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert len(predictions) == len(TEXTS)
-    expected = load_registered("models:/triage-ml@champion").predict_frame(TEXTS)
+    expected = load(client_for(trained_store[0]), "models:/triage-ml@champion").predict_frame(TEXTS)
     for got, (_, want) in zip(predictions, expected.iterrows(), strict=True):
         assert set(got) >= {"actionable", "actionable_prob", "priority_tier", "tier1_prob", "tier2_prob",
                             "crisis_risk", "crisis"}

@@ -105,9 +105,9 @@ def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, se
     from mlflow import MlflowClient
 
     from triage_ml.messages import Message
-    from triage_ml.model.pyfunc import load_registered
     from triage_ml.pipeline.config import TrainConfig
     from triage_ml.pipeline.tracking import configure_mlflow, train_and_log
+    from triage_ml.registry import client_for, load
     from triage_ml.routing import EscalationMap
     from triage_ml.scoring import LoadedModel, score
     from triage_ml.store.db import Store
@@ -143,8 +143,8 @@ def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, se
     finally:
         service.stop()
 
-    champion = LoadedModel(load_registered(outcome.model_uri), settings.registered_model_name, outcome.version,
-                           "champion")
+    champion = LoadedModel(load(client_for(settings), outcome.model_uri), settings.registered_model_name,
+                           outcome.version, "champion")
     alone = score(champion, EscalationMap.from_yaml(service.routing), [Message(text=t) for t in texts])
     for ours, theirs in zip(served, alone, strict=True):  # what a service without a shadow answers
         assert {k: ours[k] for k in ("actionable", "priority_tier", "crisis")} == \

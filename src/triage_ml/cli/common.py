@@ -74,29 +74,24 @@ def model_with_oof(settings: Settings, uri: str | None, *,
                     oof: bool = True) -> tuple[TriageModel, str, str, pd.DataFrame | None]:
     """The model, its registered name and version, and its training run's out-of-fold table (None when
     the run has none, or not asked for)."""
-    import mlflow
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from triage_ml.model.pyfunc import load_registered
-    from triage_ml.pipeline.tracking import configure_mlflow
+    from triage_ml.registry import client_for, load, resolve_uri
 
-    client = configure_mlflow(settings)
+    client = client_for(settings)
     uri = uri or settings.model_uri()
     try:
-        info = mlflow.models.get_model_info(uri)
+        name, version, _ = resolve_uri(client, uri)
+        run_id = client.get_model_version(name, version).run_id
     except MlflowException:
         raise TriageError(f"no model at {uri}; train one with `triage-ml train`") from None
-    name = settings.registered_model_name
-    versions = client.search_model_versions(f"name='{name}' and run_id='{info.run_id}'")
-    version = str(versions[0].version) if versions else info.run_id[:8]
     table = None
-    if oof:
+    if oof and run_id:
         try:
-            table = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=info.run_id,
-                                                                        artifact_path="oof_predictions.parquet"))
+            table = pd.read_parquet(client.download_artifacts(run_id, "oof_predictions.parquet"))
         except (MlflowException, OSError):
             table = None
-    model = load_registered(uri, backend=settings.encoder_backend, threads=settings.torch_threads)
+    model = load(client, uri, backend=settings.encoder_backend, threads=settings.torch_threads)
     return model, name, version, table
 

@@ -26,8 +26,8 @@ def train_cmd(
         "train, log and run the gate, but register nothing and move no alias"))] = False,
 ) -> None:
     """Cross-validate, fit, log to MLflow and register a model; promote it only if it passes the gate."""
-    from triage_ml.pipeline.registry import alias_version
     from triage_ml.pipeline.tracking import configure_mlflow
+    from triage_ml.registry import alias_version
 
     settings = settings_from_env()
     if if_missing:
@@ -110,8 +110,8 @@ def _echo_metrics(metrics: dict[str, dict[str, float]]) -> None:
 def promote_cmd(version: Annotated[str, typer.Argument(help="the registered version to serve")]) -> None:
     """Make VERSION the champion by hand (the gate is not asked); the former champion can be restored with
     `triage-ml rollback`. Services pick the change up at their next alias poll."""
-    from triage_ml.pipeline.registry import set_champion
     from triage_ml.pipeline.tracking import configure_mlflow
+    from triage_ml.registry import set_champion
 
     settings = settings_from_env()
     client = configure_mlflow(settings)
@@ -123,8 +123,8 @@ def promote_cmd(version: Annotated[str, typer.Argument(help="the registered vers
 @app.command("rollback")
 def rollback_cmd() -> None:
     """Serve the previous champion again (the alias `previous`); a second rollback undoes the first."""
-    from triage_ml.pipeline.registry import PREVIOUS, rollback
     from triage_ml.pipeline.tracking import configure_mlflow
+    from triage_ml.registry import PREVIOUS, rollback
 
     settings = settings_from_env()
     client = configure_mlflow(settings)
@@ -142,12 +142,11 @@ def evaluate_cmd(
     """Metrics of a registered model on a labeled file, at the model's stored thresholds (JSON)."""
     from triage_ml.data.schema import load_labeled
     from triage_ml.pipeline.evaluate import evaluate_model
-    from triage_ml.pipeline.tracking import configure_mlflow
+    from triage_ml.registry import client_for
 
     settings = settings_from_env()
-    configure_mlflow(settings)
-    uri = model or f"models:/{settings.registered_model_name}@{settings.model_alias}"
-    metrics = evaluate_model(uri, load_labeled(data))
+    uri = model or settings.model_uri()
+    metrics = evaluate_model(client_for(settings), uri, load_labeled(data))
     text = json.dumps({"model": uri, "data": str(data), "metrics": metrics}, indent=2)
     if out:
         out.write_text(text)

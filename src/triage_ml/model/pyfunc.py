@@ -76,8 +76,3 @@ def log_triage_model(model: TriageModel, *, registered_model_name: str | None = 
             signature=SIGNATURE, input_example=INPUT_EXAMPLE, pip_requirements=requirements(),
             registered_model_name=registered_model_name)
 
-
-def load_registered(model_uri: str, *, backend: str = "auto", threads: int | None = None) -> TriageModel:
-    """The TriageModel behind a pyfunc URI (``models:/triage-ml@champion``, ``runs:/...``)."""
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    return TriageModel.load(local / "artifacts" / ARTIFACT_KEY, backend=backend, threads=threads)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from triage_ml.model.pyfunc import load_registered
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.pipeline.cv import HeadTarget, head_targets
 from triage_ml.pipeline.metrics import head_metrics
+from triage_ml.registry import load
 from triage_ml.taxonomy import HEADS
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 
 @dataclass(frozen=True)
@@ -38,5 +42,5 @@ def evaluate(model: TriageModel, data: pd.DataFrame) -> dict[str, dict[str, floa
     return evaluate_frame(model, data).metrics
 
 
-def evaluate_model(model_uri: str, data: pd.DataFrame) -> dict[str, dict[str, float]]:
-    return evaluate(load_registered(model_uri), data)
+def evaluate_model(client: MlflowClient, model_uri: str, data: pd.DataFrame) -> dict[str, dict[str, float]]:
+    return evaluate(load(client, model_uri), data)

@@ -14,15 +14,15 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from triage_ml.model.pyfunc import ARTIFACT_KEY, load_registered
+from triage_ml.model.pyfunc import ARTIFACT_KEY
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.pipeline.config import TrainConfig
 from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder
 from triage_ml.pipeline.evaluate import Evaluation, evaluate_frame
 from triage_ml.pipeline.gate import GateDecision, decide, smoke_test
 from triage_ml.pipeline.plots import comparison_figures
-from triage_ml.pipeline.registry import CHALLENGER, alias_version, set_champion
 from triage_ml.pipeline.train import CrossValidation, cross_validate, feature_source
+from triage_ml.registry import CHALLENGER, alias_version, load, set_champion
 from triage_ml.settings import Settings
 from triage_ml.taxonomy import HEADS
 
@@ -94,8 +94,8 @@ def run_gate(client: MlflowClient, settings: Settings, config: TrainConfig, *, t
     champion_folds = None
     if champion is not None:
         if any(len(d) for d in sets.values()):
-            champion_model = load_registered(f"models:/{name}/{champion.version}", backend=settings.encoder_backend,
-                                             threads=settings.torch_threads)
+            champion_model = load(client, f"models:/{name}/{champion.version}", backend=settings.encoder_backend,
+                                  threads=settings.torch_threads)
             champion_evals = {k: evaluate_frame(champion_model, d) if len(d) else None for k, d in sets.items()}
         champion_folds = champion_macro_f1(client, champion, settings, config, train_data, cv.folds, data_hash)
     smoke = smoke_test(model_uri, config.gate.smoke_max_p50_ms)
