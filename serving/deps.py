@@ -1,17 +1,30 @@
-"""Typed dependencies: what each route needs, declared in its signature."""
+"""Typed dependencies: what each route needs, declared in its signature (as in the FastAPI full-stack template):
+a route asks for the narrow part it uses (``SettingsDep``, ``StoreDep``, ``ModelDep``, ...) and for the caller's
+role (``Scorer``, ``Agent``, ``Lead``, ``Admin``, ``AnyRole``), never for the whole service state."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from serving.escalation_map import MapHolder
+from serving.keyring import KeyRing
+from serving.metrics import ServiceMetrics
+from serving.models import ModelHolder
+from serving.recorder import Recorder
+from serving.shadow import ShadowScorer
+from serving.spike_watch import SpikeWatcher
 from serving.state import ServiceState
+from triage_ml.labels.disputes import DisputePolicy
+from triage_ml.messages import Message
+from triage_ml.review.client import LabelStudio
 from triage_ml.review.push import WEBHOOK_HEADER
 from triage_ml.scoring import LoadedModel
 from triage_ml.settings import Settings
+from triage_ml.store.db import Store
 from triage_ml.store.keys import Identity, hash_key
 
 
@@ -19,16 +32,80 @@ def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-StateDep = Annotated[ServiceState, Depends(get_state)]
+StateDep = Annotated[ServiceState, Depends(get_state)]  # for the parts below; routes ask for a part
 
 
 def get_loaded_model(state: StateDep) -> LoadedModel:
-    if state.loaded is None:
+    if state.models.loaded is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet; try again shortly")
-    return state.loaded
+    return state.models.loaded
 
 
 ModelDep = Annotated[LoadedModel, Depends(get_loaded_model)]
+
+
+def get_settings_part(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_store(state: StateDep) -> Store:
+    return state.store
+
+
+def get_models(state: StateDep) -> ModelHolder:
+    return state.models
+
+
+def get_maps(state: StateDep) -> MapHolder:
+    return state.maps
+
+
+def get_keyring(state: StateDep) -> KeyRing:
+    return state.keyring
+
+
+def get_spikes(state: StateDep) -> SpikeWatcher:
+    return state.spikes
+
+
+def get_metrics(state: StateDep) -> ServiceMetrics:
+    return state.metrics
+
+
+def get_dispute_policy(state: StateDep) -> DisputePolicy:
+    return state.dispute_policy
+
+
+def get_label_studio(state: StateDep) -> LabelStudio | None:
+    return state.label_studio
+
+
+def get_batch_scorer(state: StateDep) -> BatchScorer:
+    return state.score
+
+
+def get_recorder(state: StateDep) -> Recorder:
+    return state.recorder
+
+
+def get_shadow(state: StateDep) -> ShadowScorer:
+    return state.shadow
+
+
+# (messages, caller) -> (results, the model that produced them), through the micro-batcher
+BatchScorer = Callable[[list[Message], str | None], Awaitable[tuple[list[dict], LoadedModel]]]
+ScoreDep = Annotated[BatchScorer, Depends(get_batch_scorer)]
+RecorderDep = Annotated[Recorder, Depends(get_recorder)]
+ShadowDep = Annotated[ShadowScorer, Depends(get_shadow)]
+SettingsDep = Annotated[Settings, Depends(get_settings_part)]
+StoreDep = Annotated[Store, Depends(get_store)]
+ModelsDep = Annotated[ModelHolder, Depends(get_models)]
+MapsDep = Annotated[MapHolder, Depends(get_maps)]
+KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
+SpikesDep = Annotated[SpikeWatcher, Depends(get_spikes)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+DisputePolicyDep = Annotated[DisputePolicy, Depends(get_dispute_policy)]
+LabelStudioDep = Annotated[LabelStudio | None, Depends(get_label_studio)]
 
 
 def authenticate(keys: list[tuple[str, str]], given: str | None, people: Mapping[str, Identity]) -> Identity:
@@ -60,13 +137,13 @@ def check_webhook_secret(settings: Settings | None, given: str | None) -> None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or wrong {WEBHOOK_HEADER}")
 
 
-def get_identity(request: Request, state: StateDep,
+def get_identity(request: Request, keyring: KeyRingDep,
                  x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Identity:
     """The caller's role and person: the guard (serving/middleware.py) found them before the body was read."""
     role = getattr(request.state, "role", None)
     if role is not None:
         return Identity(role, getattr(request.state, "person", None))
-    return authenticate(state.keys, x_api_key, state.people)
+    return authenticate(keyring.keys, x_api_key, keyring.people)
 
 
 def get_role(identity: Annotated[Identity, Depends(get_identity)]) -> str:
@@ -114,3 +191,4 @@ Admin = Annotated[str, Depends(require("admin"))]
 Agent = Annotated[str, Depends(require("agent"))]
 Lead = Annotated[str, Depends(require("lead"))]
 AgentOrLead = Annotated[str, Depends(require("agent", "lead"))]
+AnyRole = Annotated[str, Depends(require("scorer", "agent", "lead"))]

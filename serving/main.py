@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.middleware import Guard
+from serving.models import Loader
 from serving.routes import admin, alerts, feedback, health, model, score, webhooks
 from serving.state import ServiceState
 from triage_ml import __version__
@@ -21,12 +22,13 @@ from triage_ml.settings import Settings, get_settings
 log = logging.getLogger("triage_ml.serving")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, loader: Loader | None = None) -> FastAPI:
+    """The service. ``loader`` replaces how a registered version is loaded (``serving.models.Loader``)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings)
+        state = ServiceState(settings, loader)
         await state.start()
         app.state.service = state
         try:

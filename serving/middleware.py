@@ -79,7 +79,8 @@ class Guard:
                 check_webhook_secret(service.settings if service else None, headers.get(WEBHOOK_HEADER))
             elif path.startswith("/v1/"):
                 key = headers.get("x-api-key")
-                role, person = authenticate(service.keys if service else [], key, service.people if service else {})
+                role, person = authenticate(service.keyring.keys if service else [], key,
+                                            service.keyring.people if service else {})
                 caller = hashlib.sha256(key.encode()).hexdigest()[:16]  # who asks, without keeping the key
                 scope.setdefault("state", {}).update(role=role, person=person, caller=caller)
                 self._within_rate(caller)

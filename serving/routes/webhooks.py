@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Header, HTTPException, status
 
-from serving.deps import StateDep, check_webhook_secret
+from serving.deps import LabelStudioDep, SettingsDep, StoreDep, check_webhook_secret
 from serving.schemas import LabelStudioEvent
 from triage_ml.review.pull import handle_webhook
 from triage_ml.review.push import WEBHOOK_HEADER
@@ -22,20 +22,21 @@ ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED"}
 @router.post("/label-studio", responses={
     401: {"description": "missing or wrong shared secret"}, 422: {"description": "malformed event"},
     503: {"description": "webhook not configured, or Label Studio or the label store unreachable"}})
-async def label_studio_event(state: StateDep, event: LabelStudioEvent,
+async def label_studio_event(settings: SettingsDep, store: StoreDep, label_studio: LabelStudioDep,
+                             event: LabelStudioEvent,
                              secret: Annotated[str | None, Header(alias=WEBHOOK_HEADER,
                                                                   include_in_schema=False)] = None) -> dict[str, Any]:
     """An annotation was created or updated in Label Studio: read the task back and store the lead's
     answer exactly as ``triage-ml review pull`` would. Other events are acknowledged and ignored."""
-    check_webhook_secret(state.settings, secret)  # the guard checked it before the body was read; so does this
-    if state.label_studio is None:
+    check_webhook_secret(settings, secret)  # the guard checked it before the body was read; so does this
+    if label_studio is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service cannot read tasks back from Label "
                             "Studio: set TRIAGE_LABEL_STUDIO_API_KEY")
     action = event.action
     if action not in ACTIONS:
         return {"action": action, "processed": False}
     payload = event.model_dump(exclude_none=True)
-    report = await anyio.to_thread.run_sync(handle_webhook, state.store, state.label_studio, payload)
+    report = await anyio.to_thread.run_sync(handle_webhook, store, label_studio, payload)
     if report is None:
         return {"action": action, "processed": False}
     for line in report.problems + report.disagreements:
