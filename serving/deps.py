@@ -22,7 +22,7 @@ from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.messages import Message
 from triage_ml.review.client import LabelStudio
 from triage_ml.review.push import WEBHOOK_HEADER
-from triage_ml.scoring import LoadedModel
+from triage_ml.scoring import LoadedModel, ScoredMessage
 from triage_ml.settings import Settings
 from triage_ml.store.db import Store
 from triage_ml.store.keys import Identity, hash_key
@@ -93,7 +93,7 @@ def get_shadow(state: StateDep) -> ShadowScorer:
 
 
 # (messages, caller) -> (results, the model that produced them), through the micro-batcher
-BatchScorer = Callable[[list[Message], str | None], Awaitable[tuple[list[dict], LoadedModel]]]
+BatchScorer = Callable[[list[Message], str | None], Awaitable[tuple[list[ScoredMessage], LoadedModel]]]
 ScoreDep = Annotated[BatchScorer, Depends(get_batch_scorer)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 ShadowDep = Annotated[ShadowScorer, Depends(get_shadow)]

@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from triage_ml.monitoring.spikes import SpikeDetector
+from triage_ml.scoring import ScoredMessage
 
 
 class ServiceMetrics:
@@ -44,11 +45,11 @@ class ServiceMetrics:
         self.model_info.clear()
         self.model_info.labels(name=name, version=version).set(1)
 
-    def count(self, results: list[dict]) -> None:
+    def count(self, results: list[ScoredMessage]) -> None:
         for r in results:
-            self.predictions.labels("actionable", str(r["actionable"]).lower()).inc()
-            self.predictions.labels("priority_tier", str(r["priority_tier"] or "none")).inc()
-            self.predictions.labels("crisis", str(r["crisis"]).lower()).inc()
+            self.predictions.labels("actionable", str(r.actionable).lower()).inc()
+            self.predictions.labels("priority_tier", str(r.priority_tier or "none")).inc()
+            self.predictions.labels("crisis", str(r.crisis).lower()).inc()
 
 
 class _SpikeCollector(Collector):

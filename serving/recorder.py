@@ -12,7 +12,7 @@ from serving.metrics import ServiceMetrics
 from triage_ml.errors import StoreUnavailableError
 from triage_ml.labels.feedback import record_predictions
 from triage_ml.messages import Message
-from triage_ml.scoring import LoadedModel
+from triage_ml.scoring import LoadedModel, ScoredMessage
 from triage_ml.store.db import Store
 
 log = logging.getLogger("triage_ml.serving")
@@ -22,21 +22,24 @@ class Recorder:
     def __init__(self, store: Store, metrics: ServiceMetrics) -> None:
         self.store, self.metrics = store, metrics
 
-    async def record(self, loaded: LoadedModel, messages: list[Message], results: list[dict]) -> list[dict]:
+    async def record(self, loaded: LoadedModel, messages: list[Message],
+                     results: list[ScoredMessage]) -> list[ScoredMessage]:
         """Record results of messages that have an id; a (message id, version) seen before gets its first
         result back. Scoring does not wait on a broken store: it answers, logs and counts the failure."""
-        items = [(m, r) for m, r in zip(messages, results, strict=True) if m.message_id]
+        items = [(m, r.to_dict()) for m, r in zip(messages, results, strict=True) if m.message_id]
         try:
             stored = await anyio.to_thread.run_sync(record_predictions, self.store, loaded.name, loaded.version, items)
         except StoreUnavailableError as exc:
             self.metrics.unrecorded.inc(len(items))
             log.warning("predictions not recorded: %s", exc)
             return results
-        return [stored.get(m.message_id, r) if m.message_id else r for m, r in zip(messages, results, strict=True)]
+        return [ScoredMessage.from_dict(stored[m.message_id]) if m.message_id else r
+                for m, r in zip(messages, results, strict=True)]
 
-    async def record_quietly(self, loaded: LoadedModel, messages: list[Message], results: list[dict]) -> None:
+    async def record_quietly(self, loaded: LoadedModel, messages: list[Message],
+                             results: list[ScoredMessage]) -> None:
         """Record what a model said (the shadow's answers), dropping them when the store is down."""
-        items = [(m, r) for m, r in zip(messages, results, strict=True) if m.message_id]
+        items = [(m, r.to_dict()) for m, r in zip(messages, results, strict=True) if m.message_id]
         if items:
             with contextlib.suppress(StoreUnavailableError):
                 await anyio.to_thread.run_sync(record_predictions, self.store, loaded.name, loaded.version, items)

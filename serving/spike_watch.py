@@ -16,7 +16,7 @@ import numpy as np
 from serving.metrics import ServiceMetrics
 from triage_ml.messages import Message
 from triage_ml.monitoring.spikes import SpikeConfig, SpikeDetector
-from triage_ml.scoring import LoadedModel
+from triage_ml.scoring import LoadedModel, ScoredMessage
 from triage_ml.settings import Settings
 from triage_ml.times import as_utc
 
@@ -50,10 +50,10 @@ class SpikeWatcher:
             self._queue.put(None)
             await anyio.to_thread.run_sync(self._thread.join, 10)
 
-    def offer(self, loaded: LoadedModel, messages: list[Message], results: list[dict],
+    def offer(self, loaded: LoadedModel, messages: list[Message], results: list[ScoredMessage],
               embeddings: np.ndarray) -> None:
         """Queue the actionable messages of a scored batch; when the queue is full, skip them (and count)."""
-        keep = [i for i, r in enumerate(results) if r["actionable"]] if self.enabled else []
+        keep = [i for i, r in enumerate(results) if r.actionable] if self.enabled else []
         if not keep:
             return
         try:
@@ -70,7 +70,7 @@ class SpikeWatcher:
             try:
                 vectors = loaded.model.similarity_vectors([m.text for m in messages], embeddings)
                 for m, r, vector in zip(messages, results, vectors, strict=True):
-                    self.detector.observe(m.brand, _epoch(m.created_at, now), vector, r["crisis_risk"],
+                    self.detector.observe(m.brand, _epoch(m.created_at, now), vector, r.crisis_risk,
                                           actionable=True, message_id=m.message_id, text=m.text)
             except Exception:  # watching must never stop the service
                 log.exception("spike watcher failed on a batch")

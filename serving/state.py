@@ -24,7 +24,7 @@ from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.messages import Message
 from triage_ml.registry import client_for
 from triage_ml.review.client import label_studio_client
-from triage_ml.scoring import LoadedModel, score_with_embeddings
+from triage_ml.scoring import LoadedModel, ScoredMessage, score_with_embeddings
 from triage_ml.settings import Settings
 from triage_ml.store.db import Store
 
@@ -74,7 +74,7 @@ class ServiceState:
         self.store.dispose()
 
     # -- scoring -------------------------------------------------------------------------------------
-    def _score_batch(self, messages: list[Message]) -> tuple[list[dict], LoadedModel]:
+    def _score_batch(self, messages: list[Message]) -> tuple[list[ScoredMessage], LoadedModel]:
         loaded, routes = self.models.loaded, self.maps.current
         if loaded is None:
             raise ModelNotFoundError("no model loaded")
@@ -83,7 +83,8 @@ class ServiceState:
         self.spikes.offer(loaded, messages, results, embeddings)
         return results, loaded
 
-    async def score(self, messages: list[Message], caller: str | None = None) -> tuple[list[dict], LoadedModel]:
+    async def score(self, messages: list[Message],
+                    caller: str | None = None) -> tuple[list[ScoredMessage], LoadedModel]:
         """Results and the model that produced them; ``caller`` (who asks) takes turns with other callers."""
         results, loaded = await self.batcher.submit(messages, caller)
         self.metrics.count(results)

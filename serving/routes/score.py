@@ -28,4 +28,4 @@ async def score_messages(body: ScoreRequest, request: Request, settings: Setting
         results = await recorder.record(loaded, messages, results)
     shadow.follow(messages, results)
     return ScoreResponse(model=ModelRef(name=loaded.name, version=loaded.version),
-                         results=[ScoreResult(**r, model_version=loaded.version) for r in results])
+                         results=[ScoreResult(**r.to_dict(), model_version=loaded.version) for r in results])

@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.taxonomy import CRISIS_KIND_NAMES
+
+if TYPE_CHECKING:
+    from triage_ml.scoring import CrisisKind, ScoredMessage
 
 _WORD = "word__"
 
@@ -110,19 +113,20 @@ class Explainer:
                         "label": _label_name(head, self._labels[head][i]), "similarity": round(float(sims[i]), 3)})
         return out
 
-    def explain(self, text: str, embedding: np.ndarray, prediction: dict[str, Any],
-                topics: list[str]) -> dict[str, Any]:
-        head = decisive_head(prediction["actionable"], prediction["crisis"])
-        prob = {"crisis": prediction["crisis_risk"], "actionable": prediction["actionable_prob"],
-                "priority_tier": (prediction["tier_probs"] or {}).get("1", 0.0)}[head]
-        positive = {"crisis": True, "actionable": prediction["actionable"],
-                    "priority_tier": prediction["priority_tier"] == 1}[head]
+    def explain(self, text: str, embedding: np.ndarray, result: ScoredMessage) -> dict[str, Any]:
+        """Why ``result`` came out as it did: the deciding head, its probability and threshold, the terms that
+        pushed it, the watch-list topics matched and the most similar training messages."""
+        head = decisive_head(result.actionable, result.crisis)
+        prob = {"crisis": result.crisis_risk, "actionable": result.actionable_prob,
+                "priority_tier": (result.tier_probs or {}).get("1", 0.0)}[head]
+        positive = {"crisis": True, "actionable": result.actionable, "priority_tier": result.priority_tier == 1}[head]
         terms = self.top_terms(head, text, towards_positive=positive)
-        verdict = {"crisis": crisis_verdict(prediction.get("crisis_kind")), "actionable": "noise",
-                   "priority_tier": f"tier {prediction['priority_tier']}"}[head]
-        kind = prediction.get("crisis_kind") if head == "crisis" else None
-        kind_note = "" if not kind else ("; kind from the watch-list" if kind["probability"] is None
-                                         else f"; kind p={kind['probability']:.2f}")
+        verdict = {"crisis": crisis_verdict(result.crisis_kind), "actionable": "noise",
+                   "priority_tier": f"tier {result.priority_tier}"}[head]
+        kind = result.crisis_kind if head == "crisis" else None
+        topics = list(result.topics)
+        kind_note = "" if not kind else ("; kind from the watch-list" if kind.probability is None
+                                         else f"; kind p={kind.probability:.2f}")
         summary = f"{verdict} ({head} p={prob:.2f}, threshold {self.model.thresholds[head]:.2f}{kind_note})"
         if terms:
             summary += "; terms: " + ", ".join(terms)
@@ -132,9 +136,9 @@ class Explainer:
                 "similar": self.similar(head, embedding)}
 
 
-def crisis_verdict(kind: dict[str, Any] | None) -> str:
+def crisis_verdict(kind: CrisisKind | None) -> str:
     """"crisis: legal threat", or "crisis risk" when no kind is known."""
-    return f"crisis: {CRISIS_KIND_NAMES.get(kind['kind'], kind['kind'])}" if kind else "crisis risk"
+    return f"crisis: {CRISIS_KIND_NAMES.get(kind.kind, kind.kind)}" if kind else "crisis risk"
 
 
 def _label_name(head: str, value: Any) -> str:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from triage_ml.explain import Explainer
 from triage_ml.messages import Message
 from triage_ml.model.triage_model import TriageModel
-from triage_ml.routing import ROUTED_FIELDS, EscalationMap
+from triage_ml.routing import ROUTED_FIELDS, EscalationMap, Route
 from triage_ml.taxonomy import close_prediction
 
 
@@ -37,16 +37,68 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+@dataclass(frozen=True, slots=True)
+class CrisisKind:
+    kind: str
+    probability: float | None  # None: named by the watch-list topic the text matched, not by the model
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredMessage:
+    """One message's result: the heads after the escalation map, the route, and why. Scoring returns it; the API
+    and the label store take ``to_dict()``, batch files and Spark ``flat()``."""
+
+    message_id: str | None
+    actionable: bool
+    actionable_prob: float
+    priority_tier: int | None
+    tier_probs: dict[str, float] | None
+    crisis_risk: float
+    crisis: bool
+    crisis_kind: CrisisKind | None
+    route: Route
+    topics: tuple[str, ...] = ()  # the watch-list topics the text matched
+    explanation: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's result fields (the explanation names the topics)."""
+        return {"message_id": self.message_id, "actionable": self.actionable, "actionable_prob": self.actionable_prob,
+                "priority_tier": self.priority_tier, "tier_probs": self.tier_probs, "crisis_risk": self.crisis_risk,
+                "crisis": self.crisis, "crisis_kind": None if self.crisis_kind is None else asdict(self.crisis_kind),
+                "route": self.route.to_dict(), "explanation": self.explanation}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScoredMessage:
+        """A result as ``to_dict`` wrote it (e.g. read back from the label store)."""
+        explanation = d.get("explanation")
+        return cls(message_id=d["message_id"], actionable=d["actionable"], actionable_prob=d["actionable_prob"],
+                   priority_tier=d["priority_tier"], tier_probs=d["tier_probs"], crisis_risk=d["crisis_risk"],
+                   crisis=d["crisis"], crisis_kind=CrisisKind(**d["crisis_kind"]) if d.get("crisis_kind") else None,
+                   route=Route(**d["route"]), topics=tuple((explanation or {}).get("topics", ())),
+                   explanation=explanation)
+
+    def flat(self) -> dict[str, Any]:
+        """One row of scalar columns (FLAT_COLUMNS): tier probabilities, crisis kind and route spread out."""
+        probs, kind = self.tier_probs or {}, self.crisis_kind
+        return {"message_id": self.message_id, "actionable": self.actionable, "actionable_prob": self.actionable_prob,
+                "priority_tier": self.priority_tier, "tier1_prob": probs.get("1"), "tier2_prob": probs.get("2"),
+                "crisis_risk": self.crisis_risk, "crisis": self.crisis, "crisis_kind": kind and kind.kind,
+                "crisis_kind_prob": kind and kind.probability, "route_action": self.route.action,
+                "route_team": self.route.team, "route_rule": self.route.rule, "topics": list(self.topics)}
+
+
+FLAT_COLUMNS: Final = tuple(ScoredMessage(None, False, 0.0, None, None, 0.0, False, None,
+                                          Route("", None, "")).flat())
+
+
 def escalate(prediction: Mapping[str, Any], message: Message, routes: EscalationMap,
-             crisis_threshold: float) -> tuple[dict[str, Any], list[str]]:
+             crisis_threshold: float) -> ScoredMessage:
     """The model's prediction for one message (a row of ``TriageModel.predict_frame``; a missing tier may
-    be None or NaN) after the escalation map, and the sensitive topics the text matched.
+    be None or NaN) after the escalation map, without an explanation.
 
     A watch-list match lifts ``crisis_risk`` to the map's floor; a crisis is actionable and tier 1. A crisis
     names its kind: the model's (``crisis_kind``, ``crisis_kind_prob``), else the matched topic's, with no
-    probability. The result has the API's fields: actionable, actionable_prob, priority_tier, tier_probs,
-    crisis_risk, crisis, crisis_kind and route. The service, ``score-batch`` and Spark all decide through
-    here."""
+    probability. The service, ``score-batch``, Spark and review suggestions all decide through here."""
     topics = routes.topics_in(message.text)
     crisis_risk = float(prediction["crisis_risk"])
     if topics:
@@ -63,24 +115,29 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
     if crisis:
         model_kind = prediction.get("crisis_kind")
         if not _missing(model_kind):
-            kind = {"kind": str(model_kind), "probability": float(prediction["crisis_kind_prob"])}
+            kind = CrisisKind(str(model_kind), float(prediction["crisis_kind_prob"]))
         elif (topic_kind := routes.topic_kind(topics)) is not None:
-            kind = {"kind": topic_kind, "probability": None}
-    route = routes.route(actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
-                         crisis_kind=kind["kind"] if kind else None,
-                         **{f: getattr(message, f) for f in ROUTED_FIELDS})
-    return {"actionable": actionable, "actionable_prob": float(prediction["actionable_prob"]),
-            "priority_tier": tier, "tier_probs": tier_probs, "crisis_risk": crisis_risk, "crisis": crisis,
-            "crisis_kind": kind, "route": route.to_dict()}, topics
+            kind = CrisisKind(topic_kind, None)
+    return ScoredMessage(
+        message_id=message.message_id, actionable=actionable, actionable_prob=float(prediction["actionable_prob"]),
+        priority_tier=tier, tier_probs=tier_probs, crisis_risk=crisis_risk, crisis=crisis, crisis_kind=kind,
+        route=route_for(routes, message, actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
+                        crisis_kind=kind.kind if kind else None),
+        topics=tuple(topics))
 
 
-def score(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message]) -> list[dict[str, Any]]:
+def route_for(routes: EscalationMap, message: Message, **decided: Any) -> Route:
+    """The map's route for a decided message: the decision's fields and the message's own (ROUTED_FIELDS)."""
+    return routes.route(**decided, **{f: getattr(message, f) for f in ROUTED_FIELDS})
+
+
+def score(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message]) -> list[ScoredMessage]:
     """One result per message, in order. A watch-list match lifts crisis_risk to the map's floor."""
     return score_with_embeddings(loaded, routes, messages)[0]
 
 
 def score_with_embeddings(loaded: LoadedModel, routes: EscalationMap,
-                          messages: Sequence[Message]) -> tuple[list[dict[str, Any]], np.ndarray]:
+                          messages: Sequence[Message]) -> tuple[list[ScoredMessage], np.ndarray]:
     """``score``, and the messages' embeddings (n, dim) for whoever watches the traffic (spike alerts)."""
     texts = [m.text for m in messages]
     model = loaded.model
@@ -89,8 +146,6 @@ def score_with_embeddings(loaded: LoadedModel, routes: EscalationMap,
     threshold = model.thresholds["crisis"]
     results = []
     for msg, emb, row in zip(messages, embeddings, frame.itertuples(index=False), strict=True):
-        decided, topics = escalate(row._asdict(), msg, routes, threshold)
-        result = {"message_id": msg.message_id, **decided}
-        result["explanation"] = loaded.explainer.explain(msg.text, emb, result, topics)
-        results.append(result)
+        decided = escalate(row._asdict(), msg, routes, threshold)
+        results.append(replace(decided, explanation=loaded.explainer.explain(msg.text, emb, decided)))
     return results, embeddings

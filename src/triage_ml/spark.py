@@ -86,12 +86,8 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
                 if context["is_private"] is not None:
                     context["is_private"] = bool(context["is_private"])
                 message = Message(text=row["text"], **context)
-                decided, topics = escalate(row, message, routes, threshold)
-                probs, route, kind = decided.pop("tier_probs"), decided.pop("route"), decided.pop("crisis_kind")
-                rows.append({**decided, "tier1_prob": probs and probs["1"], "tier2_prob": probs and probs["2"],
-                             "crisis_kind": kind and kind["kind"], "crisis_kind_prob": kind and kind["probability"],
-                             "route_action": route["action"], "route_team": route["team"],
-                             "route_rule": route["rule"], "sensitive_topics": topics})
+                flat = escalate(row, message, routes, threshold).flat()
+                rows.append({**flat, "sensitive_topics": flat["topics"]})
             out = pd.DataFrame(rows, columns=_ESCALATED_NAMES)
             yield out.astype({"priority_tier": "Int64"})
 

@@ -145,7 +145,8 @@ def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, se
 
     champion = LoadedModel(load(client_for(settings), outcome.model_uri), settings.registered_model_name,
                            outcome.version, "champion")
-    alone = score(champion, EscalationMap.from_yaml(service.routing), [Message(text=t) for t in texts])
+    alone = [r.to_dict() for r in score(champion, EscalationMap.from_yaml(service.routing),
+                                        [Message(text=t) for t in texts])]
     for ours, theirs in zip(served, alone, strict=True):  # what a service without a shadow answers
         assert {k: ours[k] for k in ("actionable", "priority_tier", "crisis")} == \
                {k: theirs[k] for k in ("actionable", "priority_tier", "crisis")}

@@ -10,6 +10,16 @@ from triage_ml.messages import Message
 from triage_ml.routing import EscalationMap
 from triage_ml.scoring import escalate
 
+
+def decide(*args):
+    """escalate()'s decision as the API shows it (scoring adds the id and the explanation), and the watch-list
+    topics it matched."""
+    result = escalate(*args)
+    shown = result.to_dict()
+    assert shown.pop("message_id") is None and shown.pop("explanation") is None
+    return shown, list(result.topics)
+
+
 MAP = {"crisis_floor": 0.6,
        "sensitive_topics": [{"name": "legal threat", "patterns": ["see you in court"], "crisis_kind": "legal"},
                             {"name": "gossip", "patterns": ["rumour"]}],
@@ -33,23 +43,23 @@ def routes(tmp_path):
 
 
 def test_model_kind_travels_and_picks_the_route(routes):
-    result, _ = escalate(row(0.9, "legal", 0.8), Message("my lawyer will call"), routes, 0.5)
+    result, _ = decide(row(0.9, "legal", 0.8), Message("my lawyer will call"), routes, 0.5)
     assert result["crisis_kind"] == {"kind": "legal", "probability": 0.8}
     assert result["route"] == {"action": "escalate", "team": "legal", "rule": "legal crisis"}
-    result, _ = escalate(row(0.9, "safety", 0.7), Message("it caught fire"), routes, 0.5)
+    result, _ = decide(row(0.9, "safety", 0.7), Message("it caught fire"), routes, 0.5)
     assert result["route"]["team"] == "pr" and result["crisis_kind"]["kind"] == "safety"
 
 
 def test_no_kind_without_a_crisis(routes):
-    result, _ = escalate(row(0.1, None), Message("where is my parcel"), routes, 0.5)
+    result, _ = decide(row(0.1, None), Message("where is my parcel"), routes, 0.5)
     assert result["crisis_kind"] is None and not result["crisis"]
 
 
 def test_a_watch_list_crisis_takes_the_topic_kind(routes):
-    result, topics = escalate(row(0.1, None), Message("refund me or see you in court"), routes, 0.5)
+    result, topics = decide(row(0.1, None), Message("refund me or see you in court"), routes, 0.5)
     assert topics == ["legal threat"] and result["crisis"]
     assert result["crisis_kind"] == {"kind": "legal", "probability": None}
-    result, _ = escalate(row(0.1, None), Message("heard a rumour"), routes, 0.5)
+    result, _ = decide(row(0.1, None), Message("heard a rumour"), routes, 0.5)
     assert result["crisis"] and result["crisis_kind"] is None, "a topic without a kind names none"
 
 
@@ -71,29 +81,29 @@ def noise_row(crisis_risk, missing=None):
 
 
 def test_a_watch_list_match_lifts_crisis_risk_to_the_floor_and_never_lowers_it(routes):
-    lifted, topics = escalate(row(0.1), Message("a rumour"), routes, 0.7)
+    lifted, topics = decide(row(0.1), Message("a rumour"), routes, 0.7)
     assert topics == ["gossip"] and lifted["crisis_risk"] == 0.6 and lifted["crisis"] is False  # 0.6 < 0.7
-    high, _ = escalate(row(0.9), Message("a rumour"), routes, 0.7)
+    high, _ = decide(row(0.9), Message("a rumour"), routes, 0.7)
     assert high["crisis_risk"] == 0.9
-    plain, topics = escalate(row(0.1), Message("no topic here"), routes, 0.5)
+    plain, topics = decide(row(0.1), Message("no topic here"), routes, 0.5)
     assert topics == [] and plain["crisis_risk"] == 0.1 and plain["crisis"] is False
 
 
 def test_crisis_risk_at_the_threshold_is_a_crisis(routes):
-    assert escalate(row(0.5), Message("x"), routes, 0.5)[0]["crisis"] is True
-    assert escalate(row(0.4999), Message("x"), routes, 0.5)[0]["crisis"] is False
+    assert decide(row(0.5), Message("x"), routes, 0.5)[0]["crisis"] is True
+    assert decide(row(0.4999), Message("x"), routes, 0.5)[0]["crisis"] is False
 
 
 def test_a_crisis_is_actionable_and_tier_1_whatever_the_heads_said(routes):
     called_tier_2 = {**row(0.9), "actionable": False, "priority_tier": 2, "tier1_prob": 0.2, "tier2_prob": 0.8}
-    result, _ = escalate(called_tier_2, Message("x"), routes, 0.5)
+    result, _ = decide(called_tier_2, Message("x"), routes, 0.5)
     assert (result["actionable"], result["priority_tier"], result["crisis"]) == (True, 1, True)
     assert result["tier_probs"] == {"1": 0.2, "2": 0.8}, "the heads' own probabilities are reported unchanged"
 
 
 @pytest.mark.parametrize("missing", [None, math.nan])
 def test_noise_has_no_tier_and_no_tier_probs(routes, missing):
-    result, _ = escalate(noise_row(0.1, missing), Message("lol"), routes, 0.5)
+    result, _ = decide(noise_row(0.1, missing), Message("lol"), routes, 0.5)
     assert result == {"actionable": False, "actionable_prob": 0.2, "priority_tier": None, "tier_probs": None,
                       "crisis_risk": 0.1, "crisis": False, "crisis_kind": None,
                       "route": {"action": "respond", "team": "care", "rule": "rest"}}
@@ -101,18 +111,18 @@ def test_noise_has_no_tier_and_no_tier_probs(routes, missing):
 
 def test_noise_drops_a_tier_the_model_still_gave(routes):
     stale = {**row(0.1), "actionable": False, "priority_tier": 2}
-    assert escalate(stale, Message("lol"), routes, 0.5)[0]["priority_tier"] is None
+    assert decide(stale, Message("lol"), routes, 0.5)[0]["priority_tier"] is None
 
 
 @pytest.mark.parametrize(("model_tier", "tier"), [(2, 2), (2.0, 2), (1, 1), (None, None), (math.nan, None)])
 def test_an_actionable_message_keeps_the_models_tier_as_an_int(routes, model_tier, tier):
-    result, _ = escalate({**row(0.1), "priority_tier": model_tier}, Message("where is it"), routes, 0.5)
+    result, _ = decide({**row(0.1), "priority_tier": model_tier}, Message("where is it"), routes, 0.5)
     assert result["priority_tier"] == tier and type(result["priority_tier"]) is type(tier)
 
 
 @pytest.mark.parametrize("missing", [None, math.nan])
 def test_a_watch_list_crisis_the_heads_called_noise_is_tier_1_with_certain_tier_probs(routes, missing):
-    result, topics = escalate(noise_row(0.1, missing), Message("see you in court"), routes, 0.5)
+    result, topics = decide(noise_row(0.1, missing), Message("see you in court"), routes, 0.5)
     assert topics == ["legal threat"]
     assert result == {"actionable": True, "actionable_prob": 0.2, "priority_tier": 1,
                       "tier_probs": {"1": 1.0, "2": 0.0}, "crisis_risk": 0.6, "crisis": True,
@@ -121,16 +131,16 @@ def test_a_watch_list_crisis_the_heads_called_noise_is_tier_1_with_certain_tier_
 
 
 def test_the_models_kind_wins_over_the_topics_kind(routes):
-    result, topics = escalate(row(0.9, "safety", 0.7), Message("it caught fire, see you in court"), routes, 0.5)
+    result, topics = decide(row(0.9, "safety", 0.7), Message("it caught fire, see you in court"), routes, 0.5)
     assert topics == ["legal threat"]
     assert result["crisis_kind"] == {"kind": "safety", "probability": 0.7} and result["route"]["team"] == "pr"
 
 
 @pytest.mark.parametrize("no_kind", [None, math.nan])
 def test_a_model_crisis_without_a_kind_takes_the_topics_or_none(routes, no_kind):
-    with_topic, _ = escalate(row(0.9, no_kind), Message("see you in court"), routes, 0.5)
+    with_topic, _ = decide(row(0.9, no_kind), Message("see you in court"), routes, 0.5)
     assert with_topic["crisis_kind"] == {"kind": "legal", "probability": None}
-    without, _ = escalate(row(0.9, no_kind), Message("it is all broken"), routes, 0.5)
+    without, _ = decide(row(0.9, no_kind), Message("it is all broken"), routes, 0.5)
     assert without["crisis_kind"] is None and without["route"]["rule"] == "crisis"
 
 
@@ -142,9 +152,9 @@ def test_the_message_fields_reach_the_route(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     routes = EscalationMap.from_yaml(path)
     dm = Message("hi", channel="twitter", brand="acme", is_private=True)
-    assert escalate(row(0.1), dm, routes, 0.5)[0]["route"]["rule"] == "dm"
+    assert decide(row(0.1), dm, routes, 0.5)[0]["route"]["rule"] == "dm"
     public = Message("hi", channel="twitter", brand="acme", is_private=False)
-    assert escalate(row(0.1), public, routes, 0.5)[0]["route"]["rule"] == "rest"
+    assert decide(row(0.1), public, routes, 0.5)[0]["route"]["rule"] == "rest"
     blocked = Message("see you in court", author="SPAM")
-    assert escalate(row(0.9), blocked, routes, 0.5)[0]["route"] == {"action": "block", "team": None,
+    assert decide(row(0.9), blocked, routes, 0.5)[0]["route"] == {"action": "block", "team": None,
                                                                      "rule": "authors.block"}

@@ -16,7 +16,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from triage_ml.batch.files import ChunkWriter, read_chunks
 from triage_ml.errors import ConfigError
 from triage_ml.messages import FIELDS, TEXT_FIELDS, Message, MessageIn
 from triage_ml.routing import EscalationMap
-from triage_ml.scoring import LoadedModel, score
+from triage_ml.scoring import LoadedModel, ScoredMessage, route_for, score
 from triage_ml.taxonomy import parse_yes_no
 
 ID_FIELDS = ("message_id", *TEXT_FIELDS)  # read as text when a file's reader saw numbers
@@ -118,10 +118,10 @@ class TextMemo:
 
     def __init__(self, loaded: LoadedModel, routes: EscalationMap, size: int = 20_000) -> None:
         self.loaded, self.routes, self.size = loaded, routes, size
-        self._memo: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._memo: OrderedDict[str, ScoredMessage] = OrderedDict()
         self.hits = 0
 
-    def score(self, messages: list[Message]) -> list[dict[str, Any]]:
+    def score(self, messages: list[Message]) -> list[ScoredMessage]:
         new = list(dict.fromkeys(m.text for m in messages if m.text not in self._memo))
         fresh = dict(zip(new, score(self.loaded, self.routes, [Message(text=t) for t in new]), strict=True))
         out = []
@@ -133,10 +133,10 @@ class TextMemo:
                 self.hits += 1
             self._memo[m.text] = known
             self._memo.move_to_end(m.text)
-            route = self.routes.route(actionable=known["actionable"], priority_tier=known["priority_tier"],
-                                      crisis=known["crisis"], topics=known["explanation"]["topics"],
-                                      author=m.author, channel=m.channel, brand=m.brand, is_private=m.is_private)
-            out.append({**known, "message_id": m.message_id, "route": route.to_dict()})
+            route = route_for(self.routes, m, actionable=known.actionable, priority_tier=known.priority_tier,
+                              crisis=known.crisis, topics=list(known.topics),
+                              crisis_kind=known.crisis_kind.kind if known.crisis_kind else None)
+            out.append(replace(known, message_id=m.message_id, route=route))
         while len(self._memo) > self.size:
             self._memo.popitem(last=False)
         return out
@@ -159,23 +159,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def result_rows(rows: list[int], results: list[dict[str, Any]], version: str) -> pd.DataFrame:
-    """API results flattened to the output's columns (OUTPUT)."""
-    out = pd.DataFrame({
-        "row": rows, "message_id": [r["message_id"] for r in results],
-        "actionable": [r["actionable"] for r in results], "actionable_prob": [r["actionable_prob"] for r in results],
-        "priority_tier": [r["priority_tier"] for r in results],
-        "tier1_prob": [(r["tier_probs"] or {}).get("1") for r in results],
-        "tier2_prob": [(r["tier_probs"] or {}).get("2") for r in results],
-        "crisis_risk": [r["crisis_risk"] for r in results], "crisis": [r["crisis"] for r in results],
-        "crisis_kind": [(r["crisis_kind"] or {}).get("kind") for r in results],
-        "crisis_kind_prob": [(r["crisis_kind"] or {}).get("probability") for r in results],
-        "route_action": [r["route"]["action"] for r in results], "route_team": [r["route"]["team"] for r in results],
-        "route_rule": [r["route"]["rule"] for r in results],
-        "explanation": [r["explanation"]["summary"] for r in results],
-        "terms": ["; ".join(r["explanation"]["terms"]) for r in results],
-        "topics": ["; ".join(r["explanation"]["topics"]) for r in results], "model_version": version})
-    return out.astype(OUTPUT)
+def result_rows(rows: list[int], results: list[ScoredMessage], version: str) -> pd.DataFrame:
+    """Results flattened to the output's columns (OUTPUT): ``ScoredMessage.flat`` and the explanation."""
+    records = []
+    for row, r in zip(rows, results, strict=True):
+        explanation = r.explanation or {}
+        records.append({"row": row, **r.flat(), "explanation": explanation.get("summary"),
+                        "terms": "; ".join(explanation.get("terms", ())), "topics": "; ".join(r.topics),
+                        "model_version": version})
+    return pd.DataFrame(records, columns=list(OUTPUT)).astype(OUTPUT)
 
 
 def _reject_rows(rows: list[int], reasons: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
