@@ -7,7 +7,9 @@ Three sources, taken in turn so that none crowds out the others:
    message was trained on, the model's own prediction where it was not);
 2. crisis candidates just under the crisis threshold (from half the threshold up to it);
 3. the most uncertain predictions per head: the smallest margin between probability and threshold.
-Only messages without a lead label, not already queued and not in an open dispute are candidates.
+Only messages without a lead label, not already queued and not in an open dispute are candidates. The
+model's scores are decided as ``/v1/score`` decides them (``scoring.escalate``, the escalation map's
+watch-list included) before ranking, so a pre-annotation says what the service says.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from triage_ml.model.triage_model import TriageModel
 from triage_ml.review.client import LabelStudio
 from triage_ml.review.projects import QUEUE, ensure_project
 from triage_ml.review.push import existing_message_tasks, import_in_batches, message_task
+from triage_ml.routing import EscalationMap
+from triage_ml.scoring import Message, escalate
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DisputeRow, LabelRow, MessageRow, ReviewQueueRow
 from triage_ml.taxonomy import HEADS
@@ -41,7 +45,8 @@ class Candidate:
 
 
 def candidates(store: Store) -> pd.DataFrame:
-    """Messages that may be suggested: message_id, text and the message fields."""
+    """Messages that may be suggested: message_id, text and the message fields (object columns: a missing
+    field stays None, where pandas' string columns would make it NaN, which no JSON carries)."""
     with store.session() as session:
         led = select(LabelRow.message_id).where(LabelRow.source == "lead", LabelRow.superseded_by.is_(None))
         queued = select(ReviewQueueRow.message_id).where(ReviewQueueRow.state == "open")
@@ -53,7 +58,31 @@ def candidates(store: Store) -> pd.DataFrame:
                               "created_at": None if m.created_at is None else m.created_at.isoformat()}
                              for m in rows],
                             columns=["message_id", "text", "channel", "brand", "author", "conversation_id",
-                                     "is_private", "created_at"])
+                                     "is_private", "created_at"], dtype=object)
+
+
+def _value(cell: Any) -> Any:
+    return None if cell is None or (isinstance(cell, float) and np.isnan(cell)) else cell
+
+
+def decided(pool: pd.DataFrame, scores: pd.DataFrame, routes: EscalationMap, crisis_threshold: float) -> pd.DataFrame:
+    """``scores`` (``predict_frame`` on ``pool``, same order) as the service decides them through
+    ``scoring.escalate``: a watch-list match lifts crisis_risk to the map's floor, and a crisis is actionable
+    and tier 1. Same columns; the crisis kind stays the model's."""
+    rows = []
+    for message, row in zip(pool.to_dict("records"), scores.to_dict("records"), strict=True):
+        fields = {k: _value(message.get(k)) for k in ("message_id", "channel", "brand", "author",
+                                                       "conversation_id", "created_at", "is_private")}
+        result, _ = escalate(row, Message(text=message["text"], **fields), routes, crisis_threshold)
+        rows.append(result)
+    out = scores.copy()
+    for column in ("actionable", "actionable_prob", "crisis_risk", "crisis"):
+        out[column] = [r[column] for r in rows]
+    out["priority_tier"] = pd.Series([r["priority_tier"] for r in rows], index=out.index, dtype=object)
+    for tier in ("1", "2"):
+        out[f"tier{tier}_prob"] = pd.Series([None if r["tier_probs"] is None else r["tier_probs"][tier]
+                                            for r in rows], index=out.index, dtype=object)
+    return out
 
 
 def label_issues(given: np.ndarray, p: np.ndarray, floor: float = 0.1) -> np.ndarray:
@@ -161,15 +190,15 @@ class SuggestReport:
 
 
 def suggest(store: Store, ls: LabelStudio, model: TriageModel, model_name: str, model_version: str, n: int,
-            *, oof: pd.DataFrame | None = None, overlap: int = 1) -> SuggestReport:
-    """Add up to ``n`` messages to the review-queue project, each task with its reasons and the model's
-    prediction as a pre-annotation."""
+            *, routes: EscalationMap, oof: pd.DataFrame | None = None, overlap: int = 1) -> SuggestReport:
+    """Add up to ``n`` messages to the review-queue project, each task with its reasons and the service's
+    decision (the model's prediction after the escalation map ``routes``) as a pre-annotation."""
     ls.check()
     project = ensure_project(store, ls, QUEUE, overlap=overlap)
     pool = candidates(store)
     if pool.empty or n <= 0:
         return SuggestReport(project.project_id, [], len(pool))
-    scores = model.predict_frame(pool["text"].tolist())
+    scores = decided(pool, model.predict_frame(pool["text"].tolist()), routes, model.thresholds["crisis"])
     picked = rank(pool, scores, model, training_table(store), oof, n)
     by_id = pool.set_index("message_id")
     score_by_id = scores.set_index(pool["message_id"].to_numpy())
