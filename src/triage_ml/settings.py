@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from triage_ml.errors import ConfigError
+
+Environment = Literal["development", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("development", "production")
+# `triage-ml dev-keys` writes keys that begin with this, so production can recognise and refuse them.
+DEV_KEY_PREFIX = "triage-dev-"
+# Production's least length for API keys and the webhook secret: 128 bits as hex, 192 as token_urlsafe(24).
+MIN_PRODUCTION_SECRET_CHARS = 32
+_NEW_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class Settings(BaseSettings):
     """Runtime settings. Every field can be set as ``TRIAGE_<NAME>`` in the environment or ``.env``."""
 
-    # hide_input_in_errors: a refused value (e.g. a malformed TRIAGE_API_KEYS) is never repeated in the error
-    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)  # errors never show a key
 
-    environment: str = Field("development", description="development, ci or production")
+    environment: Environment = Field("development", description=(
+        "development or production; production refuses to start with development keys, keys or a webhook "
+        "secret under 32 characters, a webhook URL without its secret, or rate limiting off"))
     mlruns_dir: Path = Field(Path("mlruns"), description="local MLflow store: SQLite db + artifacts")
     tracking_uri: str | None = Field(None, description="any MLflow tracking URI; default: SQLite in mlruns_dir")
     registry_uri: str | None = Field(None, description="model registry URI; default: the tracking URI")
@@ -87,6 +101,15 @@ class Settings(BaseSettings):
     label_studio_webhook_secret: SecretStr | None = Field(None, description=(
         "shared secret Label Studio sends in X-Triage-Webhook-Secret; the receiver refuses other requests"))
 
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_known(cls, value: object) -> object:
+        name = value.strip().lower() if isinstance(value, str) else value
+        if name not in ENVIRONMENTS:
+            raise ValueError(f"TRIAGE_ENVIRONMENT {value!r} is not one we know: use development (also for tests "
+                             "and CI) or production")
+        return name
+
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str | None) -> str | None:
@@ -107,6 +130,37 @@ class Settings(BaseSettings):
         if value is not None:
             parse_api_keys(value.get_secret_value())
         return value
+
+    @model_validator(mode="after")
+    def _safe_for_production(self) -> Settings:
+        """Production refuses what ``unsafe_for_production`` finds; development takes it as it is."""
+        problems = self.unsafe_for_production() if self.environment == "production" else []
+        if problems:
+            secrets_to_make = any(not p.startswith("TRIAGE_RATE_LIMIT") for p in problems)
+            hint = f" (make a key or secret with {_NEW_SECRET})" if secrets_to_make else ""
+            raise ValueError(f"TRIAGE_ENVIRONMENT=production refuses to start: {'; '.join(problems)}{hint}")
+        return self
+
+    def unsafe_for_production(self) -> list[str]:
+        """What production refuses, each problem naming the setting and the fix (never a key's value)."""
+        problems = []
+        pairs = self.keys()
+        if dev := [role for role, key in pairs if is_dev_key(key)]:
+            problems.append(f"TRIAGE_API_KEYS holds development keys (`triage-ml dev-keys`) for {', '.join(dev)}: "
+                            "set keys of your own")
+        if short := [role for role, key in pairs if not is_dev_key(key) and len(key) < MIN_PRODUCTION_SECRET_CHARS]:
+            problems.append(f"TRIAGE_API_KEYS has keys shorter than {MIN_PRODUCTION_SECRET_CHARS} characters for "
+                            f"{', '.join(short)}: set longer ones")
+        secret = self.label_studio_webhook_secret.get_secret_value() if self.label_studio_webhook_secret else ""
+        if self.label_studio_webhook_url and not secret:
+            problems.append("TRIAGE_LABEL_STUDIO_WEBHOOK_URL is set without TRIAGE_LABEL_STUDIO_WEBHOOK_SECRET, so "
+                            "the receiver would refuse every event: set the secret or unset the URL")
+        elif secret and len(secret) < MIN_PRODUCTION_SECRET_CHARS:
+            problems.append(f"TRIAGE_LABEL_STUDIO_WEBHOOK_SECRET is shorter than {MIN_PRODUCTION_SECRET_CHARS} "
+                            "characters: set a longer one")
+        if self.rate_limit is None:
+            problems.append("TRIAGE_RATE_LIMIT is off: set a rate per key, e.g. 3000/minute (the default)")
+        return problems
 
     def keys(self) -> list[tuple[str, str]]:
         """(role, key) pairs; empty when none are configured."""
@@ -140,6 +194,29 @@ def parse_api_keys(raw: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def dev_key() -> str:
+    """A new development API key, marked as one (``DEV_KEY_PREFIX``) so that production refuses it."""
+    return f"{DEV_KEY_PREFIX}{secrets.token_urlsafe(24)}"
+
+
+def is_dev_key(key: str) -> bool:
+    return key.startswith(DEV_KEY_PREFIX)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings of the environment and ``.env``; a ConfigError naming each refused setting and its fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(settings_problems(exc)) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line: each refused setting as ``TRIAGE_<NAME>: problem`` (a whole-settings check names its own)."""
+    problems = []
+    for err in exc.errors():
+        name = "_".join(str(p) for p in err["loc"]).upper()
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"TRIAGE_{name}: {message}" if name and not message.startswith(f"TRIAGE_{name}") else message)
+    return "; ".join(problems)

@@ -5,11 +5,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import XCI
+from tests.integration.service_fixtures import free_port
 
 pytestmark = pytest.mark.integration
 CLI = str(Path(sys.executable).parent / "triage-ml")
@@ -143,3 +145,22 @@ def test_keys_create_list_revoke(tmp_path):
     assert "lena" in active.stdout and "ana" not in active.stdout
     for out in (listed, as_json, active, revoked):
         assert key not in out.stdout + out.stderr and hash_key(key) not in out.stdout + out.stderr
+
+
+def test_serve_in_production_refuses_development_keys_before_loading_a_model(tmp_path):
+    """`triage-ml dev-keys` then `triage-ml serve` with TRIAGE_ENVIRONMENT=production: one line naming the
+    setting and the fix, exit 2, in seconds (no model is loaded; there is none in this folder anyway)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    made = subprocess.run([CLI, "dev-keys"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / ".env").read_text().count(":triage-dev-") == 4  # every role's key carries the marker
+    started = time.monotonic()
+    served = subprocess.run([CLI, "serve", "--port", str(free_port())], cwd=tmp_path, capture_output=True, text=True,
+                            env={**env, "TRIAGE_ENVIRONMENT": "production"}, timeout=60)
+    seconds = time.monotonic() - started
+    assert served.returncode == 2, served.stderr
+    assert "Traceback" not in served.stderr and served.stderr.count("\n") == 1, served.stderr
+    assert served.stderr.startswith("error: TRIAGE_ENVIRONMENT=production refuses to start: TRIAGE_API_KEYS holds "
+                                    "development keys"), served.stderr
+    assert "keys of your own" in served.stderr and "token_urlsafe" in served.stderr
+    assert seconds < 30, f"refusing took {seconds:.1f} s: something heavy ran before the check"

@@ -246,6 +246,47 @@ def test_suggest_fills_the_review_queue_with_reasons(service, label_studio, seed
     assert (row.actionable, row.priority_tier, row.actionable_source) == ("True", "2", "lead")
 
 
+# Watch-list messages of the shipped map (serving/routing.yaml) that a model trained on the seed may well
+# call no crisis: /v1/score lifts each to the map's crisis floor.
+WATCHED = {"al-w1": "@SkyLarkAir got a phishing email pretending to be you this morning, thought you should know",
+           "al-w2": "@SkyLarkAir is the BBC documentary about your cabin crew on tonight?",
+           "al-w3": "@SkyLarkAir my sister is a journalist and she loved the new lounge in Lisbon",
+           "al-w4": "@SkyLarkAir my lawyer friend says your new seats are the comfiest around"}
+
+
+def test_suggest_decides_watch_list_crises_as_the_service_does(service, label_studio, trained_store):
+    """A watch-list message the bare model scores under the crisis threshold is a crisis for /v1/score:
+    suggest pre-annotates it as one and never offers it as "just under the threshold"."""
+    from triage_ml.model.pyfunc import load_registered
+    from triage_ml.pipeline.tracking import configure_mlflow
+
+    settings, _ = trained_store
+    configure_mlflow(settings)
+    model = load_registered(settings.model_uri())
+    bare = model.predict_frame(list(WATCHED.values()))["crisis_risk"].to_numpy()
+    under = [m for m, risk in zip(WATCHED, bare, strict=True) if risk < model.thresholds["crisis"]]
+    assert under, f"the bare model calls every watched message a crisis ({bare}); pick milder texts"
+    with service.client("scorer") as c:  # one with a conversation, the others without: None stays None
+        r = c.post("/v1/score", json={"messages": [{"text": t, "message_id": m, "channel": "twitter",
+                                                    "brand": "SkyLark Air", **({"conversation_id": "conv-w"} if i == 0
+                                                                               else {})}
+                                                   for i, (m, t) in enumerate(WATCHED.items())]})
+    assert r.status_code == 200, r.text
+    assert all(res["crisis"] for res in r.json()["results"]), r.json()["results"]  # the service's decision
+
+    added = cli(service, "review", "suggest", "--n", "10000")  # every candidate: each watched message is added
+    assert added.returncode == 0, added.stderr
+    sdk = label_studio.sdk()
+    project = max((p for p in sdk.projects.list() if p.title == "triage-ml: review queue"), key=lambda p: p.id)
+    tasks = {t.data["message_id"]: t for t in sdk.tasks.list(project=project.id, fields="all")}
+    for m in under:
+        task = tasks[m]
+        [prediction] = task.predictions
+        crisis = [item["value"]["choices"] for item in prediction.result if item["from_name"] == "crisis"]
+        assert crisis == [["crisis"]], (m, prediction.result)
+        assert "crisis_near_threshold" not in task.data["queue_reasons"], (m, task.data["why"])
+
+
 def test_webhook_without_a_configured_secret_accepts_nothing(trained_store, tmp_path):
     settings, _ = trained_store
     running = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0").start()

@@ -1,11 +1,16 @@
 """Reading a lead's Label Studio answer back into labels, and the labeling config it answers in."""
 
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from triage_ml.review.labeling import labeling_config, prediction_result, read_annotation
-from triage_ml.taxonomy import ACTIONABLE_REASONS
+from triage_ml.review.projects import DESCRIPTIONS
+from triage_ml.taxonomy import ACTIONABLE_REASONS, REASONS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def choices(**picked):
@@ -22,6 +27,20 @@ def test_config_uses_the_taxonomys_names_and_every_reason():
     assert set(names["reason"]) == set(ACTIONABLE_REASONS)
     assert {t.get("name") for t in root.iter("TextArea")} == {"note"}
     assert {t.get("value") for t in root.iter("Text")} == {"$text", "$context", "$why"}
+
+
+@pytest.mark.parametrize("kind", sorted(DESCRIPTIONS))
+def test_project_descriptions_carry_the_taxonomy_and_name_only_files_of_this_repository(kind):
+    """Leads read the project's description in Label Studio: it must say what the answers mean, and any file
+    it points to must be one this repository has (no path outside it: no .., no absolute or home path)."""
+    text = DESCRIPTIONS[kind]
+    paths = [m.rstrip(".,;:)") for m in re.findall(r"[^\s(]*[/\\][^\s]*", text)]
+    for path in paths:
+        assert ".." not in path and not path.startswith(("/", "~", "\\")), path
+        assert (ROOT / path).is_file(), f"{path} is not a file of this repository"
+    assert "docs/taxonomy.md" in paths
+    assert all(re.search(rf"\b{code}\b", text) for code in REASONS), "every reason code, with its meaning"
+    assert "tier 1 wins" in text and "always actionable and tier 1" in text
 
 
 @pytest.mark.parametrize(("picked", "labels"), [

@@ -72,11 +72,14 @@ def review_suggest_cmd(
     """Active learning: add the most useful unlabeled or agent-only messages to the review-queue project,
     each with the reason it was chosen."""
     from triage_ml.review.suggest import suggest
+    from triage_ml.routing import EscalationMap
 
     settings, store, ls = _review_context()
     try:
+        routes = EscalationMap.from_yaml(settings.routing_path)
         loaded, name, version, oof = model_with_oof(settings, model)
-        report = suggest(store, ls, loaded, name, version, n, oof=oof, overlap=settings.review_leads_per_task)
+        report = suggest(store, ls, loaded, name, version, n, routes=routes, oof=oof,
+                         overlap=settings.review_leads_per_task)
     finally:
         store.dispose()
     typer.echo(f"review queue project {report.project_id}: {len(report.added)} of {report.candidates} candidate "

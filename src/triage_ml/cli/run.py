@@ -93,10 +93,9 @@ def serve_cmd(
 def dev_keys_cmd(
     env_file: Annotated[Path, typer.Option(help="file to write (git-ignored)")] = Path(".env"),
 ) -> None:
-    """Write development API keys for every role to .env (kept if already there) and print them."""
-    import secrets
-
-    from triage_ml.settings import ROLES, parse_api_keys
+    """Write development API keys for every role to .env (kept if already there) and print them. They begin
+    with a marker (triage-dev-) so that TRIAGE_ENVIRONMENT=production refuses to start with them."""
+    from triage_ml.settings import DEV_KEY_PREFIX, ROLES, dev_key, is_dev_key, parse_api_keys
 
     if os.environ.get("TRIAGE_API_KEYS"):
         typer.echo("TRIAGE_API_KEYS is set in the environment; no development keys written")
@@ -104,11 +103,16 @@ def dev_keys_cmd(
     lines = env_file.read_text().splitlines() if env_file.exists() else []
     existing = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("TRIAGE_API_KEYS=")), None)
     if existing is None:
-        existing = ",".join(f"{role}:{secrets.token_urlsafe(24)}" for role in ROLES)
+        existing = ",".join(f"{role}:{dev_key()}" for role in ROLES)
         env_file.write_text("\n".join([*lines, f"TRIAGE_API_KEYS={existing}"]) + "\n")
         env_file.chmod(0o600)
         typer.echo(f"wrote development keys to {env_file} (git-ignored; for local use only):")
     else:
         typer.echo(f"development keys from {env_file}:")
-    for role, key in parse_api_keys(existing):
+    pairs = parse_api_keys(existing)
+    for role, key in pairs:
         typer.echo(f"  {role:<7} {key}")
+    if not all(is_dev_key(key) for _, key in pairs):
+        typer.echo(f"note: keys without the {DEV_KEY_PREFIX} marker are not recognised as development keys by "
+                   f"TRIAGE_ENVIRONMENT=production; if these are, delete the TRIAGE_API_KEYS line from {env_file} "
+                   "and run this again")

@@ -58,15 +58,20 @@ class LabelStudio:
         return str(self._call("check the API token", self._sdk.users.whoami).email)
 
     def project_exists(self, project_id: int) -> bool:
+        """Whether the server still has the project (404: it was deleted); any other failure, the server
+        unreachable included, is a ``ReviewUnavailableError`` like every other call's."""
         from label_studio_sdk.core.api_error import ApiError
 
-        try:
-            self._sdk.projects.get(id=project_id)
+        def read() -> bool:
+            try:
+                self._sdk.projects.get(id=project_id)
+            except ApiError as exc:
+                if exc.status_code == 404:
+                    return False
+                raise
             return True
-        except ApiError as exc:
-            if exc.status_code == 404:
-                return False
-        return bool(self._call(f"read project {project_id}", lambda: self._sdk.projects.get(id=project_id)))
+
+        return self._call(f"read project {project_id}", read)
 
     def users(self) -> dict[int, str]:
         """{user id: email} of the server's users (annotations name their lead by id in task lists)."""

@@ -13,6 +13,7 @@ from xml.sax.saxutils import quoteattr
 
 from triage_ml.taxonomy import (
     ACTIONABLE_REASONS,
+    NOISE_REASONS,
     TIER1_REASONS,
     TIER2_REASONS,
     TIERS,
@@ -34,6 +35,10 @@ _REASON_HINTS = {
 }
 _TIER_HINTS = {1: "respond first: questions, complaints, urgent needs, potential crises",
                2: "second tier: praise, general mentions, industry references"}
+_ACTIONABLE_HINT = "addressed to or about the brand, and worth an agent's time"
+_NOISE_HINT = "spam, bots, trolls, ads, giveaways, chatter, content-free, off topic"
+_CRISIS_HINT = "injury, legal threat, discrimination, breach, media, outage, person in danger"
+_NOT_CRISIS_HINT = "ordinary anger or a single failure is not a crisis"
 
 
 def _choices(name: str, values: list[tuple[str, str]], *, required: bool) -> str:
@@ -56,21 +61,30 @@ def labeling_config() -> str:
         '  <Header value="Why you see it (read-only)" size="6"/>',
         '  <Text name="why" value="$why"/>',
         '  <Header value="Actionable: does it merit an agent\'s attention?"/>',
-        _choices("actionable", [("actionable", "addressed to or about the brand, and worth an agent's time"),
-                                ("noise", "spam, bots, trolls, ads, giveaways, chatter, content-free, off topic")],
-                 required=True),
+        _choices("actionable", [("actionable", _ACTIONABLE_HINT), ("noise", _NOISE_HINT)], required=True),
         '  <Header value="Priority tier (actionable only)"/>',
         _choices("priority_tier", [(str(t), _TIER_HINTS[t]) for t in TIERS], required=False),
         '  <Header value="Crisis: could it become a PR, safety, legal or regulatory problem?"/>',
-        _choices("crisis", [("crisis", "injury, legal threat, discrimination, breach, media, outage, person in "
-                                       "danger"), ("no crisis", "ordinary anger or a single failure is not a crisis")],
-                 required=True),
+        _choices("crisis", [("crisis", _CRISIS_HINT), ("no crisis", _NOT_CRISIS_HINT)], required=True),
         '  <Header value="Reason (optional)"/>',
         _choices("reason", reasons, required=False),
         '  <Header value="Note (optional)"/>',
         '  <TextArea name="note" toName="text" rows="2" maxSubmissions="1" placeholder="why, for the agents"/>',
         "</View>",
     ])
+
+
+def taxonomy_summary() -> str:
+    """The taxonomy (docs/taxonomy.md) in a few lines, for the projects' descriptions: what leads answer with."""
+    def reasons(codes: frozenset[str]) -> str:
+        return "; ".join(f"{r} ({_REASON_HINTS[r]})" for r in sorted(codes))
+
+    return (f"Actionable: {_ACTIONABLE_HINT}, for one of these reasons. Tier 1, answered first: "
+            f"{reasons(TIER1_REASONS)}. Tier 2: {reasons(TIER2_REASONS)}. With reasons of both tiers, tier 1 wins. "
+            f"Noise: everything else ({', '.join(sorted(NOISE_REASONS))}); noise has no tier. "
+            f"Crisis: {_REASON_HINTS['crisis']}, e.g. {_CRISIS_HINT}; {_NOT_CRISIS_HINT}. A crisis is always "
+            "actionable and tier 1. The full definitions, with examples: docs/taxonomy.md in the triage-ml "
+            "repository.")
 
 
 def _choice(name: str, value: str) -> dict[str, Any]:

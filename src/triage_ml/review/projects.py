@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from triage_ml.review.client import LabelStudio
-from triage_ml.review.labeling import labeling_config
+from triage_ml.review.labeling import labeling_config, taxonomy_summary
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DisputeRow, ReviewProjectRow, ReviewQueueRow
 
@@ -20,9 +20,9 @@ DISPUTES, QUEUE = "disputes", "queue"
 TITLES = {DISPUTES: "triage-ml: disputed labels", QUEUE: "triage-ml: review queue"}
 DESCRIPTIONS = {
     DISPUTES: "Messages whose labels are in doubt (agents disagree, or an agent and a confident model disagree). "
-              "Your answer is the gold label. Names and meanings: docs/taxonomy.md in the triage-ml repository.",
+              f"Your answer is the gold label.\n\n{taxonomy_summary()}",
     QUEUE: "Messages the model is least sure about, crisis candidates just under the threshold, and agent labels "
-           "that look wrong. Each task says why it was chosen.",
+           f"that look wrong. Each task says why it was chosen.\n\n{taxonomy_summary()}",
 }
 
 

@@ -7,7 +7,9 @@ Three sources, taken in turn so that none crowds out the others:
    message was trained on, the model's own prediction where it was not);
 2. crisis candidates just under the crisis threshold (from half the threshold up to it);
 3. the most uncertain predictions per head: the smallest margin between probability and threshold.
-Only messages without a lead label, not already queued and not in an open dispute are candidates.
+Only messages without a lead label, not already queued and not in an open dispute are candidates. The
+model's scores are decided as ``/v1/score`` decides them (``scoring.escalate``, the escalation map's
+watch-list included) before ranking, so a pre-annotation says what the service says.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage_ml.labels.export import training_table
-from triage_ml.messages import CONTEXT_FIELDS, message_record
+from triage_ml.messages import CONTEXT_FIELDS, Message, message_record
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.review.client import LabelStudio
 from triage_ml.review.projects import QUEUE, ensure_project
 from triage_ml.review.push import existing_message_tasks, import_in_batches, message_task
+from triage_ml.routing import ROUTED_FIELDS, EscalationMap
+from triage_ml.scoring import escalate
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DisputeRow, LabelRow, MessageRow, ReviewQueueRow
 from triage_ml.taxonomy import HEADS
@@ -42,7 +46,8 @@ class Candidate:
 
 
 def candidates(store: Store) -> pd.DataFrame:
-    """Messages that may be suggested: message_id, text and the message fields."""
+    """Messages that may be suggested: message_id, text and the message fields (object columns: a missing
+    field stays None, where pandas' string columns would make it NaN, which no JSON carries)."""
     with store.session() as session:
         led = select(LabelRow.message_id).where(LabelRow.source == "lead", LabelRow.superseded_by.is_(None))
         queued = select(ReviewQueueRow.message_id).where(ReviewQueueRow.state == "open")
@@ -50,7 +55,27 @@ def candidates(store: Store) -> pd.DataFrame:
         rows = session.scalars(select(MessageRow).where(MessageRow.id.not_in(led), MessageRow.id.not_in(queued),
                                                         MessageRow.id.not_in(disputed)).order_by(MessageRow.id)).all()
         return pd.DataFrame([message_record(m.id, m.text, m) for m in rows],
-                            columns=["message_id", "text", *CONTEXT_FIELDS])
+                            columns=["message_id", "text", *CONTEXT_FIELDS], dtype=object)
+
+
+def _value(cell: Any) -> Any:
+    return None if cell is None or (isinstance(cell, float) and np.isnan(cell)) else cell
+
+
+def decided(pool: pd.DataFrame, scores: pd.DataFrame, routes: EscalationMap, crisis_threshold: float) -> pd.DataFrame:
+    """``scores`` (``predict_frame`` on ``pool``, same order) as the service decides them through
+    ``scoring.escalate``: a watch-list match lifts crisis_risk to the map's floor, and a crisis is actionable
+    and tier 1. Same columns; the crisis kind stays the model's."""
+    rows = []
+    for message, row in zip(pool.to_dict("records"), scores.to_dict("records"), strict=True):
+        fields = {k: _value(message.get(k)) for k in ("message_id", *ROUTED_FIELDS)}
+        rows.append(escalate(row, Message(text=message["text"], **fields), routes, crisis_threshold).flat())
+    out = scores.copy()
+    for column in ("actionable", "actionable_prob", "crisis_risk", "crisis"):
+        out[column] = [r[column] for r in rows]
+    for column in ("priority_tier", "tier1_prob", "tier2_prob"):
+        out[column] = pd.Series([r[column] for r in rows], index=out.index, dtype=object)
+    return out
 
 
 def label_issues(given: np.ndarray, p: np.ndarray, floor: float = 0.1) -> np.ndarray:
@@ -158,15 +183,15 @@ class SuggestReport:
 
 
 def suggest(store: Store, ls: LabelStudio, model: TriageModel, model_name: str, model_version: str, n: int,
-            *, oof: pd.DataFrame | None = None, overlap: int = 1) -> SuggestReport:
-    """Add up to ``n`` messages to the review-queue project, each task with its reasons and the model's
-    prediction as a pre-annotation."""
+            *, routes: EscalationMap, oof: pd.DataFrame | None = None, overlap: int = 1) -> SuggestReport:
+    """Add up to ``n`` messages to the review-queue project, each task with its reasons and the service's
+    decision (the model's prediction after the escalation map ``routes``) as a pre-annotation."""
     ls.check()
     project = ensure_project(store, ls, QUEUE, overlap=overlap)
     pool = candidates(store)
     if pool.empty or n <= 0:
         return SuggestReport(project.project_id, [], len(pool))
-    scores = model.predict_frame(pool["text"].tolist())
+    scores = decided(pool, model.predict_frame(pool["text"].tolist()), routes, model.thresholds["crisis"])
     picked = rank(pool, scores, model, training_table(store), oof, n)
     by_id = pool.set_index("message_id")
     score_by_id = scores.set_index(pool["message_id"].to_numpy())
