@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,66 +118,21 @@ def finetune(base: Path, texts: Sequence[str], tasks: Mapping[str, np.ndarray], 
     st = SentenceTransformer(str(base), device="cpu", local_files_only=True)
     body = st[0].auto_model
     tokenizer = st[0].tokenizer
-    encoded = tokenizer(list(texts), truncation=True, max_length=config.max_seq_length)["input_ids"]
-    lengths = np.array([len(ids) for ids in encoded])
-    pad_id = tokenizer.pad_token_id or 0
-    dim = int(body.config.hidden_size)
-
-    layers = torch.nn.ModuleDict({name: torch.nn.Linear(dim, int(labels.max()) + 1)
+    batches = _Batches(tokenizer(list(texts), truncation=True, max_length=config.max_seq_length)["input_ids"],
+                       tokenizer.pad_token_id or 0)
+    layers = torch.nn.ModuleDict({name: torch.nn.Linear(int(body.config.hidden_size), int(labels.max()) + 1)
                                   for name, labels in sorted(tasks.items())})
-    dropout = torch.nn.Dropout(config.dropout)
-    labels_t = {name: torch.as_tensor(labels) for name, labels in tasks.items()}
-    weights = {}
-    for name, labels in tasks.items():
-        counts = np.bincount(labels[labels >= 0], minlength=int(labels.max()) + 1).astype(np.float64)
-        w = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
-        weights[name] = torch.as_tensor(w if config.class_weight == "balanced" else np.ones_like(w),
-                                        dtype=torch.float32)
-
-    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
-    params = [(n, p) for n, p in [*body.named_parameters(), *layers.named_parameters()] if p.requires_grad]
-    optimizer = torch.optim.AdamW([
-        {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
-    ], lr=config.learning_rate)
+    trainer = _Trainer(body, layers, tasks, config, steps=config.epochs * -(-len(texts) // config.batch_size))
     rng = np.random.default_rng(seed)
-    steps_per_epoch = -(-len(texts) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch,
-        pct_start=max(config.warmup_fraction, 1e-3), anneal_strategy="linear")
-
     body.train()
     layers.train()
     losses = []
     for epoch in range(config.epochs):
-        batches = _batches(lengths, config.batch_size, rng)
+        bar = tqdm(batches.order(config.batch_size, rng), desc=f"{desc} epoch {epoch + 1}/{config.epochs}",
+                   unit="batch", disable=not progress, leave=False)
         total, seen = 0.0, 0
-        bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch",
-                   disable=not progress, leave=False)
         for idx in bar:
-            width = int(lengths[idx].max())
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, :lengths[i]] = torch.as_tensor(encoded[i])
-                mask[row, :lengths[i]] = 1
-            hidden = body(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = dropout((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9))
-            loss = hidden.new_zeros(())
-            index = torch.as_tensor(idx)
-            for name, layer in layers.items():
-                y = labels_t[name][index]
-                known = y >= 0
-                if known.any():
-                    loss = loss + torch.nn.functional.cross_entropy(layer(pooled[known]), y[known],
-                                                                    weight=weights[name])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(idx)
+            total += trainer.step(*batches.padded(idx), idx) * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.3f}")
         losses.append(total / max(seen, 1))
@@ -191,6 +146,82 @@ def finetune(base: Path, texts: Sequence[str], tasks: Mapping[str, np.ndarray], 
         "epoch_losses": losses, "seconds": round(time.perf_counter() - start_time, 1),
         "base": str(base)}, indent=2))
     return losses
+
+
+class _Batches:
+    """The texts' token ids, served as length-grouped batches padded to their longest text."""
+
+    def __init__(self, encoded: list[list[int]], pad_id: int) -> None:
+        self.encoded, self.pad_id = encoded, pad_id
+        self.lengths = np.array([len(ids) for ids in encoded])
+
+    def order(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        return _batches(self.lengths, batch_size, rng)
+
+    def padded(self, idx: np.ndarray) -> tuple[Any, Any]:
+        """(input ids, attention mask) of the texts ``idx``, each (len(idx), longest)."""
+        import torch
+
+        width = int(self.lengths[idx].max())
+        ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, :self.lengths[i]] = torch.as_tensor(self.encoded[i])
+            mask[row, :self.lengths[i]] = 1
+        return ids, mask
+
+
+class _Trainer:
+    """The encoder and one linear layer per task, trained together: mean pooling, dropout, a (class-weighted)
+    cross-entropy per task on its known labels, AdamW without decay on biases and LayerNorm, one-cycle rate."""
+
+    def __init__(self, body: Any, layers: Any, tasks: Mapping[str, np.ndarray], config: FineTuneConfig,
+                 *, steps: int) -> None:
+        import torch
+
+        self.body, self.layers = body, layers
+        self.dropout = torch.nn.Dropout(config.dropout)
+        self.labels = {name: torch.as_tensor(labels) for name, labels in tasks.items()}
+        self.weights = {name: torch.as_tensor(_class_weights(labels, config.class_weight), dtype=torch.float32)
+                        for name, labels in tasks.items()}
+        no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+        self.params = [(n, p) for n, p in [*body.named_parameters(), *layers.named_parameters()] if p.requires_grad]
+        self.optimizer = torch.optim.AdamW([
+            {"params": [p for n, p in self.params if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
+            {"params": [p for n, p in self.params if n.endswith(no_decay)], "weight_decay": 0.0},
+        ], lr=config.learning_rate)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=config.learning_rate, total_steps=steps,
+            pct_start=max(config.warmup_fraction, 1e-3), anneal_strategy="linear")
+
+    def step(self, ids: Any, mask: Any, idx: np.ndarray) -> float:
+        """One optimisation step on one batch; its loss."""
+        import torch
+
+        hidden = self.body(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = self.dropout((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9))
+        loss = hidden.new_zeros(())
+        index = torch.as_tensor(idx)
+        for name, layer in self.layers.items():
+            y = self.labels[name][index]
+            known = y >= 0
+            if known.any():
+                loss = loss + torch.nn.functional.cross_entropy(layer(pooled[known]), y[known],
+                                                                weight=self.weights[name])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in self.params], 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        return float(loss.item())
+
+
+def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
+    """Per class: n / (k * count) when ``balanced`` (0 for a class with no example), else 1."""
+    counts = np.bincount(labels[labels >= 0], minlength=int(labels.max()) + 1).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+    return weights if mode == "balanced" else np.ones_like(weights)
 
 
 class FineTunedEncoders:
