@@ -16,7 +16,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,30 +181,11 @@ def score_file(source: Path, output: Path, loaded: LoadedModel, routes: Escalati
                chunk_size: int = 2000, text_column: str = "text", restart: bool = False, progress: bool = True,
                on_chunk: Callable[[Progress], None] | None = None) -> Progress:
     """Score ``source`` into ``output`` (CSV/JSONL/Parquet by extension). Returns the final Progress."""
-    rejects = rejects or output.with_name(f"{output.stem}.rejects.jsonl")
-    checkpoint = output.with_name(output.name + ".progress.json")
-    state = Progress(str(source.resolve()), file_digest(source), f"{loaded.name} v{loaded.version}", chunk_size)
-    writer, reject_writer = ChunkWriter(output), ChunkWriter(rejects)
-    if checkpoint.is_file() and not restart:
-        saved = Progress(**json.loads(checkpoint.read_text()))
-        same = (saved.input_digest, saved.model, saved.chunk_size) == (state.input_digest, state.model, chunk_size)
-        if not same:
-            raise ConfigError(f"{output}: an unfinished run of another input, model or chunk size left "
-                              f"{checkpoint.name}; use --restart to start over (or another --out)")
-        if saved.done:
-            return saved
-        state = saved
-    elif (output.exists() or writer.parts.exists()) and not restart:
-        raise ConfigError(f"{output} exists; use --restart to overwrite it (or another --out)")
-    else:
-        state.output_position = state.rejects_position = 0
-    writer.truncate(state.output_position)
-    reject_writer.truncate(state.rejects_position)
-    if state.output_position == 0 and output.exists() and writer.format != "parquet":
-        output.unlink()
-    if state.rejects_position == 0 and rejects.exists():
-        rejects.unlink()
-
+    checkpoint = Checkpoint(output, rejects or output.with_name(f"{output.stem}.rejects.jsonl"))
+    state = checkpoint.start(Progress(str(source.resolve()), file_digest(source), f"{loaded.name} v{loaded.version}",
+                                      chunk_size), restart=restart)
+    if state.done:
+        return state
     bar = tqdm(total=None, desc="scoring", unit="msg", disable=not progress, initial=state.rows_read)
     start = time.perf_counter() - state.seconds
     memo = TextMemo(loaded, routes)
@@ -212,48 +193,105 @@ def score_file(source: Path, output: Path, loaded: LoadedModel, routes: Escalati
         if index < state.chunks:
             continue  # finished before the interruption
         records = chunk.to_dict(orient="records")
-        first_row = state.rows_read + 1
-        messages, rows, bad_rows, reasons, bad_records = [], [], [], [], []
-        for offset, record in enumerate(records):
-            message, reason = parse_row(record, text_column)
-            if message is None:
-                bad_rows.append(first_row + offset)
-                reasons.append(str(reason))
-                bad_records.append(record)
-            else:
-                messages.append(message)
-                rows.append(first_row + offset)
-        if messages:
+        parsed = _parse_chunk(records, state.rows_read + 1, text_column)
+        if parsed.messages:
             hits = memo.hits
-            writer.write(result_rows(rows, memo.score(messages), loaded.version))
+            checkpoint.writer.write(result_rows(parsed.rows, memo.score(parsed.messages), loaded.version))
             state.repeated += memo.hits - hits
-        if bad_rows:
-            reject_writer.write(_reject_rows(bad_rows, reasons, bad_records))
+        if parsed.bad_rows:
+            checkpoint.reject_writer.write(_reject_rows(parsed.bad_rows, parsed.reasons, parsed.bad_records))
         state.chunks = index + 1
         state.rows_read += len(records)
-        state.rows_scored += len(messages)
-        state.rows_rejected += len(bad_rows)
-        state.output_position, state.rejects_position = writer.position(), reject_writer.position()
+        state.rows_scored += len(parsed.messages)
+        state.rows_rejected += len(parsed.bad_rows)
         state.seconds = time.perf_counter() - start
         state.peak_rss_mb = peak_rss_mb()
         if state.chunks <= 5:
             state.peak_rss_mb_early = state.peak_rss_mb
-        _save(checkpoint, state)
+        checkpoint.save(state)
         bar.update(len(records))
         bar.set_postfix(msgs_per_s=f"{state.rows_read / max(state.seconds, 1e-9):.0f}", rejected=state.rows_rejected)
         if on_chunk is not None:
             on_chunk(state)
     bar.close()
-    writer.finish()
-    if state.rows_rejected:
-        reject_writer.finish()
-    state.done = True
-    _save(checkpoint, state)
-    checkpoint.unlink()
+    checkpoint.finish(state)
     return state
 
 
-def _save(path: Path, state: Progress) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state)))
-    tmp.replace(path)  # a checkpoint is there whole, or the previous one is
+@dataclass
+class _Chunk:
+    """One chunk's rows: the messages to score (and their row numbers), the refused rows and why."""
+
+    messages: list[Message] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    bad_rows: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    bad_records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _parse_chunk(records: list[dict[str, Any]], first_row: int, text_column: str) -> _Chunk:
+    chunk = _Chunk()
+    for offset, record in enumerate(records):
+        message, reason = parse_row(record, text_column)
+        if message is None:
+            chunk.bad_rows.append(first_row + offset)
+            chunk.reasons.append(str(reason))
+            chunk.bad_records.append(record)
+        else:
+            chunk.messages.append(message)
+            chunk.rows.append(first_row + offset)
+    return chunk
+
+
+class Checkpoint:
+    """Where a run stands: ``<output>.progress.json``, saved after every chunk (whole, or the previous one stays),
+    with the output and rejects files' positions, so an interrupted run resumes after its last chunk."""
+
+    def __init__(self, output: Path, rejects: Path) -> None:
+        self.output, self.rejects = output, rejects
+        self.path = output.with_name(output.name + ".progress.json")
+        self.writer, self.reject_writer = ChunkWriter(output), ChunkWriter(rejects)
+
+    def start(self, fresh: Progress, *, restart: bool) -> Progress:
+        """The saved progress of an unfinished run of the same input, model and chunk size (a finished one is
+        returned as it is), else ``fresh``; the files are cut back to where that progress ends. ConfigError when
+        another run's checkpoint or an output file is in the way and ``restart`` is not set."""
+        state = fresh
+        if self.path.is_file() and not restart:
+            saved = Progress(**json.loads(self.path.read_text()))
+            if (saved.input_digest, saved.model, saved.chunk_size) != (fresh.input_digest, fresh.model,
+                                                                       fresh.chunk_size):
+                raise ConfigError(f"{self.output}: an unfinished run of another input, model or chunk size left "
+                                  f"{self.path.name}; use --restart to start over (or another --out)")
+            if saved.done:
+                return saved
+            state = saved
+        elif (self.output.exists() or self.writer.parts.exists()) and not restart:
+            raise ConfigError(f"{self.output} exists; use --restart to overwrite it (or another --out)")
+        else:
+            state.output_position = state.rejects_position = 0
+        self.writer.truncate(state.output_position)
+        self.reject_writer.truncate(state.rejects_position)
+        if state.output_position == 0 and self.output.exists() and self.writer.format != "parquet":
+            self.output.unlink()
+        if state.rejects_position == 0 and self.rejects.exists():
+            self.rejects.unlink()
+        return state
+
+    def save(self, state: Progress) -> None:
+        """Record ``state`` after a chunk, with where the files end now."""
+        state.output_position, state.rejects_position = self.writer.position(), self.reject_writer.position()
+        self._write(state)
+
+    def _write(self, state: Progress) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state)))
+        tmp.replace(self.path)  # a checkpoint is there whole, or the previous one is
+
+    def finish(self, state: Progress) -> None:
+        self.writer.finish()
+        if state.rows_rejected:
+            self.reject_writer.finish()
+        state.done = True
+        self._write(state)
+        self.path.unlink()

@@ -115,6 +115,16 @@ class LeadAnswer:
 def read_annotation(result: list[dict[str, Any]]) -> LeadAnswer:
     """Label Studio result items -> labels. A contradiction (crisis on noise, a tier on noise, a reason of
     the other tier) is reported in ``problem``, never stored."""
+    picked, note = _picked(result)
+    reason = picked.get("reason")
+    try:
+        return LeadAnswer(_answer_labels(picked, reason), reason, note)
+    except ValueError as exc:
+        return LeadAnswer({}, reason, note, str(exc))
+
+
+def _picked(result: list[dict[str, Any]]) -> tuple[dict[str, str], str | None]:
+    """The choice picked in each field ({from_name: choice}) and the lead's note."""
     picked: dict[str, str] = {}
     note = None
     for item in result or []:
@@ -124,32 +134,32 @@ def read_annotation(result: list[dict[str, Any]]) -> LeadAnswer:
             picked[str(name)] = str(value["choices"][0])
         elif item.get("type") == "textarea" and name == "note" and value.get("text"):
             note = " ".join(str(t) for t in value["text"]).strip() or None
-    reason = picked.get("reason")
-    problem = None
-    try:
-        for name, allowed in (("actionable", ACTIONABLE), ("crisis", CRISIS)):
-            if name in picked and picked[name] not in allowed:
-                raise ValueError(f"{name}: '{picked[name]}' is not one of {', '.join(allowed)}")
-        if "priority_tier" in picked and picked["priority_tier"] not in {str(t) for t in TIERS}:
-            raise ValueError(f"priority_tier: '{picked['priority_tier']}' is not 1 or 2")
-        if reason is not None and reason not in ACTIONABLE_REASONS:
-            raise ValueError(f"reason: '{reason}' is not a reason code of an actionable message")
-        if "actionable" not in picked:
-            raise ValueError("actionable: not answered; choose actionable or noise")
-        explicit = explicit_labels(ACTIONABLE.get(picked.get("actionable", "")),
-                                   int(picked["priority_tier"]) if "priority_tier" in picked else None,
-                                   CRISIS.get(picked.get("crisis", "")))
-        implied: dict[str, int] = {}
-        if reason is not None:
-            if explicit.get("actionable") == 0:
-                raise ValueError(f"reason: '{reason}' is a reason to act, but the answer is noise")
-            implied = reason_labels(reason)
-            if "priority_tier" in explicit and explicit["priority_tier"] != implied["priority_tier"]:
-                raise ValueError(f"reason: '{reason}' is a tier {implied['priority_tier']} reason, but the answer "
-                                 f"is tier {explicit['priority_tier']}")
-            if implied.get("crisis") == 1 and explicit.get("crisis") == 0:
-                raise ValueError("reason: 'crisis' contradicts the answer 'no crisis'")
-        labels = close_labels(implied, explicit)
-    except ValueError as exc:
-        labels, problem = {}, str(exc)
-    return LeadAnswer(labels, reason, note, problem)
+    return picked, note
+
+
+def _answer_labels(picked: dict[str, str], reason: str | None) -> dict[str, int]:
+    """The labels the picked choices say, closed by the taxonomy; ValueError naming the field on a choice that
+    is not offered or on answers that contradict each other."""
+    for name, allowed in (("actionable", ACTIONABLE), ("crisis", CRISIS)):
+        if name in picked and picked[name] not in allowed:
+            raise ValueError(f"{name}: '{picked[name]}' is not one of {', '.join(allowed)}")
+    if "priority_tier" in picked and picked["priority_tier"] not in {str(t) for t in TIERS}:
+        raise ValueError(f"priority_tier: '{picked['priority_tier']}' is not 1 or 2")
+    if reason is not None and reason not in ACTIONABLE_REASONS:
+        raise ValueError(f"reason: '{reason}' is not a reason code of an actionable message")
+    if "actionable" not in picked:
+        raise ValueError("actionable: not answered; choose actionable or noise")
+    explicit = explicit_labels(ACTIONABLE.get(picked.get("actionable", "")),
+                               int(picked["priority_tier"]) if "priority_tier" in picked else None,
+                               CRISIS.get(picked.get("crisis", "")))
+    implied: dict[str, int] = {}
+    if reason is not None:
+        if explicit.get("actionable") == 0:
+            raise ValueError(f"reason: '{reason}' is a reason to act, but the answer is noise")
+        implied = reason_labels(reason)
+        if "priority_tier" in explicit and explicit["priority_tier"] != implied["priority_tier"]:
+            raise ValueError(f"reason: '{reason}' is a tier {implied['priority_tier']} reason, but the answer "
+                             f"is tier {explicit['priority_tier']}")
+        if implied.get("crisis") == 1 and explicit.get("crisis") == 0:
+            raise ValueError("reason: 'crisis' contradicts the answer 'no crisis'")
+    return close_labels(implied, explicit)

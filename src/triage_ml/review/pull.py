@@ -124,37 +124,16 @@ def process_task(store: Store, project: Project, task: LabelStudioTask, users: d
             out.problems.append(f"{where}: the message is not in this label store; nothing stored")
             return out
         _record(session, project, task, message_id, dispute_id, annotations)
-        if dispute_id is not None:
-            item = session.get(DisputeRow, dispute_id, with_for_update=True)
-            still_open = item is not None and item.state == "open" and item.review_task_id == task.id
-        else:
-            item = session.scalar(select(ReviewQueueRow).where(ReviewQueueRow.review_project == project.ref,
-                                                               ReviewQueueRow.review_task_id == task.id)
-                                  .with_for_update())
-            still_open = item is not None and item.state == "open"
-        if not still_open:
+        item = _open_item(session, project, task, dispute_id)
+        if item is None:
             return out
-        bad = [a for a in annotations if a.answer.problem]
-        if bad:
-            out.problems += [f"{where}, annotation {a.id} by {a.lead}: {a.answer.problem}; not stored, the item "
-                             "stays open until the annotation is fixed" for a in bad]
-            return out
-        labels, differ = agreed_labels(annotations)
-        leads = sorted({a.lead for a in annotations})
-        if len(leads) < required:
-            return out  # waiting for more leads (the project's overlap)
-        if differ:
-            out.disagreements.append(f"{where}: leads {', '.join(leads)} disagree on {', '.join(differ)}; "
-                                     "it stays open until they agree")
+        labels = _settled(annotations, required, where, out)
+        if labels is None:
             return out
         first = min(annotations, key=lambda a: (a.at or datetime.max.replace(tzinfo=UTC), a.id))
-        notes = "; ".join(f"{a.lead}: {a.answer.note}" for a in annotations if a.answer.note) or None
-        provenance = {"source": "label-studio", "task_id": task.id, "leads": leads,
-                      "annotations": sorted(a.id for a in annotations),
-                      "annotated_at": max((a.at for a in annotations if a.at), default=None)}
-        provenance["annotated_at"] = provenance["annotated_at"] and provenance["annotated_at"].isoformat()
         if dispute_id is not None:
-            resolve_in_session(session, dispute_id, first.lead, labels, notes, **provenance)
+            notes = "; ".join(f"{a.lead}: {a.answer.note}" for a in annotations if a.answer.note) or None
+            resolve_in_session(session, dispute_id, first.lead, labels, notes, **_provenance(task, annotations))
             out.resolved.append(dispute_id)
         else:
             store_lead_labels(session, message_id, first.lead, labels, dispute_id=None, now=datetime.now(UTC))
@@ -163,6 +142,45 @@ def process_task(store: Store, project: Project, task: LabelStudioTask, users: d
         return out
 
     return store.write(tx)
+
+
+def _open_item(session: Session, project: Project, task: LabelStudioTask,
+               dispute_id: int | None) -> DisputeRow | ReviewQueueRow | None:
+    """The dispute or queue item this task reviews, locked, while it is still open for this task; else None."""
+    if dispute_id is not None:
+        dispute = session.get(DisputeRow, dispute_id, with_for_update=True)
+        return dispute if dispute is not None and dispute.state == "open" and dispute.review_task_id == task.id \
+            else None
+    queued = session.scalar(select(ReviewQueueRow).where(ReviewQueueRow.review_project == project.ref,
+                                                         ReviewQueueRow.review_task_id == task.id).with_for_update())
+    return queued if queued is not None and queued.state == "open" else None
+
+
+def _settled(annotations: list[_Annotation], required: int, where: str, out: PullReport) -> dict[str, int] | None:
+    """The labels the leads settled on, or None (with the reason in ``out``) while an annotation is invalid,
+    fewer than ``required`` leads answered, or they disagree."""
+    bad = [a for a in annotations if a.answer.problem]
+    if bad:
+        out.problems += [f"{where}, annotation {a.id} by {a.lead}: {a.answer.problem}; not stored, the item "
+                         "stays open until the annotation is fixed" for a in bad]
+        return None
+    labels, differ = agreed_labels(annotations)
+    leads = sorted({a.lead for a in annotations})
+    if len(leads) < required:
+        return None  # waiting for more leads (the project's overlap)
+    if differ:
+        out.disagreements.append(f"{where}: leads {', '.join(leads)} disagree on {', '.join(differ)}; "
+                                 "it stays open until they agree")
+        return None
+    return labels
+
+
+def _provenance(task: LabelStudioTask, annotations: list[_Annotation]) -> dict[str, Any]:
+    """Where a lead's gold label came from: the task, the leads, their annotations and when they were made."""
+    annotated_at = max((a.at for a in annotations if a.at), default=None)
+    return {"source": "label-studio", "task_id": task.id, "leads": sorted({a.lead for a in annotations}),
+            "annotations": sorted(a.id for a in annotations),
+            "annotated_at": annotated_at and annotated_at.isoformat()}
 
 
 def pull(store: Store, ls: LabelStudio) -> PullReport:

@@ -101,16 +101,26 @@ def _name(head: str, value: int) -> str:
     return head if value == 1 else ("noise" if head == "actionable" else "no crisis")
 
 
+Why = dict[str, Any]  # {"rule", "head", "score", "detail"}: why a message is suggested
+Bucket = list[tuple[str, Why]]  # (message_id, why), best first
+
+
 def rank(pool: pd.DataFrame, scores: pd.DataFrame, model: TriageModel, agent_labels: pd.DataFrame,
          oof: pd.DataFrame | None, n: int) -> list[Candidate]:
     """Choose up to ``n`` of ``pool`` (candidates) given the model's ``scores`` on them (predict_frame
-    columns, same order), their agent labels (the export's rows) and the training run's OOF table."""
-    t = model.thresholds
-    chosen: dict[str, Candidate] = {}
-    buckets: list[list[tuple[str, dict[str, Any]]]] = []
+    columns, same order), their agent labels (the export's rows) and the training run's OOF table: likely
+    label errors first, then crisis candidates just under the threshold, then the smallest margins per head,
+    taking from each rule in turn."""
+    buckets = [_label_issues(pool, scores, agent_labels, oof), _near_crisis(pool, scores, model.thresholds["crisis"]),
+               *(_uncertain(pool, scores, head, model.thresholds[head]) for head in HEADS)]
+    return _take_in_turn(buckets, n)
 
-    # 1. likely label errors among agent labels
-    issues: list[tuple[str, dict[str, Any]]] = []
+
+def _label_issues(pool: pd.DataFrame, scores: pd.DataFrame, agent_labels: pd.DataFrame,
+                  oof: pd.DataFrame | None) -> Bucket:
+    """Likely label errors among agent labels: out-of-fold probabilities where the model trained on the message,
+    its own otherwise."""
+    issues: Bucket = []
     probs = scores.set_index(pool["message_id"].to_numpy())
     oof_probs = oof.set_index("message_id") if oof is not None and len(oof) else None
     agent = agent_labels[agent_labels["message_id"].isin(pool["message_id"])]
@@ -132,33 +142,39 @@ def rank(pool: pd.DataFrame, scores: pd.DataFrame, model: TriageModel, agent_lab
                 where.append("unseen by the model")
         p_arr = np.asarray(p)
         for i in label_issues(given, p_arr):
-            mid = rows["message_id"].iloc[i]
             own = p_arr[i] if given[i] == 1 else 1 - p_arr[i]
             value = (1 if given[i] else 2) if head == "priority_tier" else int(given[i])
-            issues.append((mid, {"rule": "label_issue", "head": head, "score": round(1 - float(own), 4),
-                                 "detail": f"agents said {_name(head, value)}; the model ({where[i]}) gives that "
-                                           f"p={own:.2f}: a likely label error"}))
-    buckets.append(sorted(issues, key=lambda x: -x[1]["score"]))
+            issues.append((rows["message_id"].iloc[i], {
+                "rule": "label_issue", "head": head, "score": round(1 - float(own), 4),
+                "detail": f"agents said {_name(head, value)}; the model ({where[i]}) gives that p={own:.2f}: a likely "
+                          "label error"}))
+    return sorted(issues, key=lambda x: -x[1]["score"])
 
-    # 2. crisis candidates just under the threshold
+
+def _near_crisis(pool: pd.DataFrame, scores: pd.DataFrame, threshold: float) -> Bucket:
+    """Crisis candidates just under the threshold (from half of it), the closest first."""
     risk = scores["crisis_risk"].to_numpy()
-    near = np.flatnonzero((risk >= t["crisis"] / 2) & (risk < t["crisis"]))
-    buckets.append([(pool["message_id"].iloc[i], {
-        "rule": "crisis_near_threshold", "head": "crisis", "score": round(float(risk[i] / t["crisis"]), 4),
-        "detail": f"crisis_risk {risk[i]:.3f} is just under the crisis threshold {t['crisis']:.3f}"})
-        for i in sorted(near, key=lambda i: -risk[i])])
+    near = np.flatnonzero((risk >= threshold / 2) & (risk < threshold))
+    return [(pool["message_id"].iloc[i], {
+        "rule": "crisis_near_threshold", "head": "crisis", "score": round(float(risk[i] / threshold), 4),
+        "detail": f"crisis_risk {risk[i]:.3f} is just under the crisis threshold {threshold:.3f}"})
+        for i in sorted(near, key=lambda i: -risk[i])]
 
-    # 3. the smallest margins per head (tier only where the message is predicted actionable)
-    for head in HEADS:
-        p = scores[_PROB[head]].to_numpy(dtype=float)
-        ok = ~np.isnan(p)
-        margin = np.abs(p - t[head]) / max(t[head], 1 - t[head])
-        order = [i for i in np.argsort(margin, kind="stable") if ok[i]]
-        buckets.append([(pool["message_id"].iloc[i], {
-            "rule": "uncertain", "head": head, "score": round(float(1 - margin[i]), 4),
-            "detail": f"the model is unsure about {head}: p={p[i]:.2f} against its threshold {t[head]:.2f}"})
-            for i in order])
 
+def _uncertain(pool: pd.DataFrame, scores: pd.DataFrame, head: str, threshold: float) -> Bucket:
+    """The smallest margins to the head's threshold (the tier only where the message is predicted actionable)."""
+    p = scores[_PROB[head]].to_numpy(dtype=float)
+    ok = ~np.isnan(p)
+    margin = np.abs(p - threshold) / max(threshold, 1 - threshold)
+    return [(pool["message_id"].iloc[i], {
+        "rule": "uncertain", "head": head, "score": round(float(1 - margin[i]), 4),
+        "detail": f"the model is unsure about {head}: p={p[i]:.2f} against its threshold {threshold:.2f}"})
+        for i in np.argsort(margin, kind="stable") if ok[i]]
+
+
+def _take_in_turn(buckets: list[Bucket], n: int) -> list[Candidate]:
+    """Up to ``n`` messages, one from each bucket in turn; a message met again gains that rule's reason."""
+    chosen: dict[str, Candidate] = {}
     positions = [0] * len(buckets)
     while len(chosen) < n and any(pos < len(b) for pos, b in zip(positions, buckets, strict=True)):
         for k, bucket in enumerate(buckets):
