@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +29,6 @@ _SIMILARITY = "similarity_encoder"
 _EXEMPLARS = "exemplars.parquet"
 _EXEMPLAR_VECTORS = "exemplars.npy"
 EXEMPLAR_COLUMNS = ("message_id", "text", "actionable", "priority_tier", "crisis")
-
-
-@dataclass(frozen=True)
-class TriagePrediction:
-    """What the model says about one message."""
-
-    actionable: bool
-    actionable_prob: float
-    priority_tier: int | None  # None for noise
-    tier_probs: dict[str, float] | None  # {"1": p, "2": 1 - p}; None for noise
-    crisis_risk: float
-    crisis: bool
-    crisis_kind: str | None = None  # the likeliest crisis kind, for crises (docs/taxonomy.md)
-    crisis_kind_prob: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class TriageModel:
@@ -148,18 +130,6 @@ class TriageModel:
             "crisis_kind": pd.Series([k for k, _ in kinds], dtype=object),
             "crisis_kind_prob": np.array([np.nan if p is None else p for _, p in kinds], dtype=float),
         })
-
-    def predict(self, texts: Sequence[str]) -> list[TriagePrediction]:
-        frame = self.predict_frame(texts)
-        return [
-            TriagePrediction(
-                actionable=bool(r.actionable), actionable_prob=float(r.actionable_prob),
-                priority_tier=r.priority_tier,
-                tier_probs=None if r.tier1_prob is None else {"1": r.tier1_prob, "2": r.tier2_prob},
-                crisis_risk=float(r.crisis_risk), crisis=bool(r.crisis), crisis_kind=r.crisis_kind,
-                crisis_kind_prob=None if r.crisis_kind is None else float(r.crisis_kind_prob))
-            for r in frame.itertuples(index=False)
-        ]
 
     def similarity_vectors(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         """Vectors whose cosine says whether two messages are about the same thing, (n, dim). A fine-tuned
