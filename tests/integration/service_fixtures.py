@@ -1,5 +1,8 @@
-"""Start the real service (`triage-ml serve`, uvicorn) on a free loopback port against a real MLflow store;
-``free_port`` and ``wait_until_up`` serve the other real servers the tests start (Label Studio, the peer)."""
+"""Start the real service against a real MLflow store: ``RunningService`` runs `triage-ml serve` (uvicorn) on a
+free loopback port, for what needs a real server (reload under load, SIGKILL, webhooks from Label Studio,
+body streaming); ``InProcessService`` runs the same app in this process through FastAPI's TestClient, for the
+contract (auth, roles, limits, validation messages, the response's fields). ``free_port`` and
+``wait_until_up`` serve the other real servers the tests start (Label Studio, the peer)."""
 
 from __future__ import annotations
 
@@ -96,3 +99,71 @@ def wait_for(service: RunningService, as_of: datetime, timeout: float = 120) -> 
             return now
         time.sleep(0.3)
     raise AssertionError(f"the spike watcher did not reach {as_of} in {timeout} s")
+
+
+class InProcessService:
+    """The app of ``serving.main.create_app`` with the same settings a RunningService gets, served in this process
+    (its lifespan runs: the model is loaded from the registry, the label store migrated). Use as a context
+    manager; ``client(role)`` answers like RunningService's, and ``log`` collects what the app logged."""
+
+    def __init__(self, settings, workdir: Path, **overrides) -> None:
+        import logging
+
+        from triage_ml.settings import Settings
+
+        self.routing = workdir / "routing.yaml"
+        shutil.copy(Path("serving/routing.yaml"), self.routing)
+        self.settings = Settings(**{
+            "mlruns_dir": settings.mlruns_dir, "experiment_name": settings.experiment_name,
+            "cache_dir": settings.cache_dir, "api_keys": ",".join(f"{r}:{k}" for r, k in KEYS.items()),
+            "routing_path": self.routing, "database_url": f"sqlite:///{(workdir / 'triage.db').as_posix()}",
+            **overrides})
+        self.log = workdir / "service.log"
+        self._handler = logging.FileHandler(self.log)
+        self._client = None
+
+    def __enter__(self) -> InProcessService:
+        import logging
+
+        from fastapi.testclient import TestClient
+        from serving.main import create_app
+
+        logging.getLogger().addHandler(self._handler)
+        self._client = TestClient(create_app(self.settings)).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import logging
+
+        self._client.__exit__(*exc)
+        logging.getLogger().removeHandler(self._handler)
+        self._handler.close()
+
+    def client(self, role: str | None = "scorer") -> _RoleClient:
+        return _RoleClient(self._client, {"X-API-Key": KEYS[role]} if role else {})
+
+
+class _RoleClient:
+    """Requests through the shared TestClient with one role's key (``with`` changes nothing: the app keeps
+    running for the module)."""
+
+    def __init__(self, client, headers: dict[str, str]) -> None:
+        self._client, self._headers = client, headers
+
+    def __enter__(self) -> _RoleClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        return self._client.request(method, url, headers={**self._headers, **kwargs.pop("headers", {})}, **kwargs)
+
+    def get(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def delete(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)

@@ -23,11 +23,11 @@ from triage_ml.errors import TriageError
 @data_app.command("validate")
 def validate_cmd(path: Annotated[Path, typer.Argument(help="labeled file")]) -> None:
     """Check a labeled file against the contract and print its label counts."""
-    from triage_ml.data.schema import load_labeled
+    from triage_ml.data.schema import LABEL_COLUMNS, load_labeled
 
     df = load_labeled(path)
     typer.echo(f"{path}: {len(df)} messages OK")
-    for col in ("actionable", "priority_tier", "crisis", "crisis_kind", "reason"):
+    for col in LABEL_COLUMNS:
         counts = df[col].astype("string").fillna("unknown").value_counts().to_dict()
         typer.echo(f"  {col}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 

@@ -17,10 +17,11 @@ from sklearn.metrics import cohen_kappa_score
 
 from triage_ml.data.io import read_table
 from triage_ml.data.real import REAL_LABELS, read_label_file
+from triage_ml.data.schema import LABEL_COLUMNS
 
 SECOND_PASS = Path("data/real/xci_labels_second_pass.csv")
 CHANGES = Path("data/real/xci_label_changes.csv")
-LABELS = ("actionable", "priority_tier", "crisis", "crisis_kind", "reason")
+LABELS = LABEL_COLUMNS
 
 
 def kappa(a: list, b: list) -> float | None:

@@ -23,13 +23,14 @@ from triage_ml.data.io import read_table
 from triage_ml.data.schema import LABEL_COLUMNS, validate_labeled
 from triage_ml.data.splits import stable_bucket
 from triage_ml.errors import DataValidationError
+from triage_ml.taxonomy import HEADS
 
 REAL_TEXTS = Path("data/public/xci_complaints.csv")
 REAL_LABELS = Path("data/real/xci_labels.csv")
 ID_PREFIX = "xci-"
 SOURCE = "real:xci"
 TEST_FRACTION = 1 / 3
-LABEL_FILE_COLUMNS = ("tweet_id", "actionable", "priority_tier", "crisis", "crisis_kind", "reason", "note")
+LABEL_FILE_COLUMNS = ("tweet_id", *HEADS, "crisis_kind", "reason", "note")
 Split = Literal["train", "test", "all"]
 
 

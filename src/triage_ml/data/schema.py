@@ -22,6 +22,7 @@ from triage_ml.taxonomy import (
     ACTIONABLE_REASONS,
     CONFLICTS,
     CRISIS_KINDS,
+    HEADS,
     NOISE_REASONS,
     REASONS,
     UNKNOWN_WORDS,
@@ -31,7 +32,7 @@ from triage_ml.taxonomy import (
     tier_for_reason,
 )
 
-LABEL_COLUMNS = ("actionable", "priority_tier", "crisis", "reason", "crisis_kind")
+LABEL_COLUMNS = (*HEADS, "reason", "crisis_kind")
 PROVENANCE_COLUMNS = ("message_id", "channel", "is_private", "brand", "industry", "author", "created_at",
                       "conversation_id", "source")
 _NONE_TIER = {"none", "null"}
@@ -151,7 +152,7 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     for column in PROVENANCE_COLUMNS:
         if column in out and column != "message_id":
             out[column] = _as_text(out[column]).astype("string")
-    first = ["message_id", "text", "actionable", "priority_tier", "crisis", "reason", "crisis_kind"]
+    first = ["message_id", "text", *LABEL_COLUMNS]
     return out[first + [c for c in out.columns if c not in first]]
 
 
@@ -209,7 +210,7 @@ def load_labeled(path: str | Path) -> pd.DataFrame:
 
 def dataset_hash(df: pd.DataFrame) -> str:
     """SHA-256 of what training sees: ids, texts and labels in id order, independent of file format."""
-    cols = ["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]
+    cols = ["message_id", "text", *HEADS, "reason"]
     # crisis_kind joins the hash only where a row has one, so data without kinds hashes as it always did
     extra = [c for c in ("conversation_id",) if c in df]
     if "crisis_kind" in df and df["crisis_kind"].notna().any():

@@ -28,9 +28,7 @@ from triage_ml.store.tables import LabelRow, MessageRow
 from triage_ml.taxonomy import CONFLICTS, HEADS
 
 RANK = {"lead": 4, "agents": 3, "agent": 2, "seed": 1, "import": 1}
-COLUMNS = ("message_id", "text", *CONTEXT_FIELDS, "actionable", "priority_tier", "crisis", "actionable_source",
-           "priority_tier_source", "crisis_source",
-           "label_ids")
+COLUMNS = ("message_id", "text", *CONTEXT_FIELDS, *HEADS, *(f"{head}_source" for head in HEADS), "label_ids")
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

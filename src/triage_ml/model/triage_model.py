@@ -28,7 +28,7 @@ _ENCODER = "encoder"
 _SIMILARITY = "similarity_encoder"
 _EXEMPLARS = "exemplars.parquet"
 _EXEMPLAR_VECTORS = "exemplars.npy"
-EXEMPLAR_COLUMNS = ("message_id", "text", "actionable", "priority_tier", "crisis")
+EXEMPLAR_COLUMNS = ("message_id", "text", *HEADS)
 
 
 class TriageModel:

@@ -29,7 +29,7 @@ from triage_ml.pipeline.plots import head_figures
 from triage_ml.pipeline.promotion import CONFIG_ARTIFACT, run_gate
 from triage_ml.pipeline.train import TrainingResult, train
 from triage_ml.settings import Settings
-from triage_ml.taxonomy import TAXONOMY_VERSION
+from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
 
 def _log_inputs(train_data: pd.DataFrame, gold: pd.DataFrame, data_paths: Sequence[str | Path]) -> None:
     """The training data as an MLflow dataset input, and the gold set's ids and labels as an artifact."""
-    columns = ["message_id", "text", "actionable", "priority_tier", "crisis", "reason"]
+    columns = ["message_id", "text", *HEADS, "reason"]
     with warnings.catch_warnings():  # MLflow registers the local-file source twice and says so
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(train_data[columns].astype("string"),
