@@ -128,9 +128,7 @@ def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings,
     some = pd.concat([labels.iloc[::5], crises]).drop_duplicates("tweet_id")  # ~700 tweets, every crisis
     path = tmp_path / "labels.csv"
     some.to_csv(path, index=False)
-    # no ONNX export: nothing here serves the model (the shared store's model is exported and served)
-    config = TrainConfig.from_dict({**FROZEN_CONFIG, "export_onnx": False,
-                                    "real_data": {"texts": str(XCI), "labels": str(path)}})
+    config = TrainConfig.from_dict({**FROZEN_CONFIG, "real_data": {"texts": str(XCI), "labels": str(path)}})
     first = train_and_log([seed_subset], config, settings, progress=False)
     client = configure_mlflow(settings)
     run = client.get_run(first.run_id)
