@@ -19,6 +19,13 @@ XCI = ROOT / "data" / "public" / "xci_complaints.csv"
 CACHE_DIR = ROOT / ".cache" / "tests"
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """TRIAGE_TEST_REVERSE=1 runs the collected tests in reverse order: no test may lean on what another
+    left behind (a store's versions, a service's state)."""
+    if os.environ.get("TRIAGE_TEST_REVERSE") == "1":
+        items.reverse()
+
+
 @pytest.fixture(scope="session")
 def seed() -> pd.DataFrame:
     from triage_ml.data import load_labeled
@@ -62,17 +69,92 @@ def seed_subset(tmp_path_factory, seed) -> Path:
     return write_table(raw, tmp_path_factory.mktemp("data") / "subset.csv")
 
 
-@pytest.fixture(scope="session")
-def trained_store(tmp_path_factory, seed_subset):
-    """A real MLflow store (SQLite + artifacts) with one registered, champion model trained on the subset."""
+def _train_store(folder: Path, data: Path, config: dict):
+    """A real MLflow store (SQLite + artifacts) in ``folder`` whose version 1, trained with ``config``, is champion."""
     from triage_ml.pipeline.config import TrainConfig
     from triage_ml.pipeline.tracking import train_and_log
     from triage_ml.settings import Settings
 
-    store = tmp_path_factory.mktemp("store")
-    settings = Settings(mlruns_dir=store / "mlruns", cache_dir=CACHE_DIR, experiment_name="test")
-    outcome = train_and_log([seed_subset], TrainConfig.from_dict(SMALL_CONFIG), settings, progress=False)
-    return settings, outcome
+    settings = Settings(mlruns_dir=folder / "mlruns", cache_dir=CACHE_DIR, experiment_name="test")
+    return settings, train_and_log([data], TrainConfig.from_dict(config), settings, progress=False)
+
+
+def registry_state(settings) -> dict[str, list[tuple]]:
+    """What a test could change in a store and another test asserts: runs, model versions, aliases, tags."""
+    import sqlite3
+
+    queries = {"runs": "SELECT run_uuid, experiment_id, status, lifecycle_stage FROM runs",
+               "versions": "SELECT name, version, run_id, source, status FROM model_versions",
+               "aliases": "SELECT name, alias, version FROM registered_model_aliases",
+               "version tags": "SELECT name, version, key, value FROM model_version_tags"}
+    with contextlib.closing(sqlite3.connect(settings.mlruns_dir / "mlflow.db")) as db:
+        return {what: sorted(db.execute(sql).fetchall()) for what, sql in queries.items()}
+
+
+@contextlib.contextmanager
+def unchanged(settings):
+    """A shared store must come back as it was: a test that registers, promotes or logs works on a copy
+    (``own_store``), so every module sees the same champion in any order."""
+    before = registry_state(settings)
+    yield
+    after = registry_state(settings)
+    changed = {k: (sorted(set(after[k]) - set(before[k])), sorted(set(before[k]) - set(after[k])))
+               for k in before if after[k] != before[k]}
+    assert not changed, f"a test changed the shared store {settings.mlruns_dir} (added, removed): {changed}"
+
+
+def copy_store(settings, dest: Path):
+    """A copy of ``settings``' store (SQLite DB + artifacts) under ``dest``, its absolute artifact locations
+    rewritten to the copy, and Settings for it. Nothing in the copy points at the original."""
+    import shutil
+    import sqlite3
+
+    source, target = settings.mlruns_dir.resolve(), (dest / "mlruns").resolve()
+    shutil.copytree(source, target)
+    old, new = source.as_posix(), target.as_posix()
+    with contextlib.closing(sqlite3.connect(target / "mlflow.db")) as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns = [(t, c) for t in tables for (_, c, *_) in db.execute(f'PRAGMA table_info("{t}")')]
+        for table, column in columns:
+            db.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                       f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0', (old, new, old))
+        db.commit()
+        left = [(t, c) for t, c in columns
+                if db.execute(f'SELECT count(*) FROM "{t}" WHERE instr("{c}", ?) > 0', (old,)).fetchone()[0]]
+    assert not left, f"the copy still names the original store in {left}"
+    return settings.model_copy(update={"mlruns_dir": target})
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory, seed_subset):
+    """A real MLflow store with one registered, champion model (fine-tuned, the default path) trained on the
+    subset. Shared and read-only: a test that changes a store takes ``own_store``."""
+    settings, outcome = _train_store(tmp_path_factory.mktemp("store"), seed_subset, SMALL_CONFIG)
+    with unchanged(settings):
+        yield settings, outcome
+
+
+@pytest.fixture(scope="session")
+def frozen_store(tmp_path_factory, seed_subset):
+    """Like ``trained_store``, its champion trained with the frozen encoder (no fine-tuning): for the tests
+    about where labels and models travel. Shared and read-only: ``own_frozen_store`` is a copy to change."""
+    settings, outcome = _train_store(tmp_path_factory.mktemp("frozen-store"), seed_subset, FROZEN_CONFIG)
+    with unchanged(settings):
+        yield settings, outcome
+
+
+@pytest.fixture
+def own_store(trained_store, tmp_path):
+    """A copy of ``trained_store`` for one test to register, promote and log in: (settings, outcome)."""
+    settings, outcome = trained_store
+    return copy_store(settings, tmp_path / "own-store"), outcome
+
+
+@pytest.fixture
+def own_frozen_store(frozen_store, tmp_path):
+    """A copy of ``frozen_store`` for one test to change: (settings, outcome)."""
+    settings, outcome = frozen_store
+    return copy_store(settings, tmp_path / "own-store"), outcome
 
 
 # -- label store databases ---------------------------------------------------------------------------------

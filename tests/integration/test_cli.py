@@ -89,7 +89,8 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     record_decisions(store, decisions, DisputePolicy())
     store.dispose()
     config = tmp_path / "small.yaml"
-    config.write_text(yaml.safe_dump(FROZEN_CONFIG))  # the store's export is under test, not fine-tuning
+    # the store's export is under test, not fine-tuning or the ONNX export
+    config.write_text(yaml.safe_dump({**FROZEN_CONFIG, "export_onnx": False}))
     env = {"TRIAGE_DATABASE_URL": url, "TRIAGE_MLRUNS_DIR": str(tmp_path / "mlruns"),
            "TRIAGE_CACHE_DIR": str(CACHE_DIR), "TRIAGE_EXPERIMENT_NAME": "from-store"}
     result = subprocess.run([CLI, "train", "--from-store", "--data", str(seed_subset), "--config", str(config),

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import CACHE_DIR, FROZEN_CONFIG
+from tests.conftest import FROZEN_CONFIG
 from tests.integration.service_fixtures import KEYS, RunningService
 
 pytestmark = pytest.mark.integration
@@ -79,16 +79,13 @@ def annotate(label_studio, task_id: int, choices: dict[str, str]) -> None:
     label_studio.sdk().annotations.create(id=task_id, result=result)
 
 
-def test_train_serve_feedback_review_retrain_and_swap_without_restart(seed_subset, seed, label_studio, tmp_path):
-    # train: a store of its own. The loop is about where labels and models travel, so its two trainings use
-    # the frozen encoder (seconds, not minutes, while four clients load the machine); fine-tuning, the
-    # default path, is trained, logged, served and gated by test_training, test_batch and test_spark.
-    from triage_ml.pipeline.config import TrainConfig
-    from triage_ml.pipeline.tracking import train_and_log
-    from triage_ml.settings import Settings
-
-    settings = Settings(mlruns_dir=tmp_path / "mlruns", cache_dir=CACHE_DIR, experiment_name="loop")
-    first = train_and_log([seed_subset], TrainConfig.from_dict(FROZEN_CONFIG), settings, progress=False)
+def test_train_serve_feedback_review_retrain_and_swap_without_restart(own_frozen_store, seed_subset, seed,
+                                                                      label_studio, tmp_path):
+    # train: a store of its own, a copy of the shared one whose first model was trained on the subset. The loop
+    # is about where labels and models travel, so both its trainings use the frozen encoder (seconds, not
+    # minutes, while four clients load the machine); fine-tuning, the default path, is trained, logged, served
+    # and gated by test_training, test_batch and test_spark.
+    settings, first = own_frozen_store
     assert first.version == "1" and first.gate.promote
 
     # serve

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FROZEN_CONFIG, XCI
+from tests.conftest import XCI
 from tests.integration.service_fixtures import RunningService, alerts, wait_for
+from triage_ml.taxonomy import HEADS
 
 pytestmark = pytest.mark.integration
 CLI = str(Path(sys.executable).parent / "triage-ml")
@@ -45,8 +46,8 @@ def drift(settings, tmp_path: Path, name: str, frame: pd.DataFrame) -> dict:
     return json.loads((out / "drift.json").read_text())
 
 
-def test_drift_report_tells_familiar_traffic_from_a_new_kind(trained_store, seed, tmp_path):
-    settings, _ = trained_store
+def test_drift_report_tells_familiar_traffic_from_a_new_kind(own_store, seed, tmp_path):
+    settings, _ = own_store  # the report logs its runs to the store
     familiar = seed.iloc[1::2].head(300)  # the half of the seed set the model did not train on
     tweets = pd.read_csv(XCI).sample(300, random_state=0)
     new = pd.DataFrame({"message_id": "x" + tweets["id"].astype(str), "text": tweets["tweet"],
@@ -100,31 +101,54 @@ def test_a_replayed_outage_raises_a_spike_alert_and_normal_traffic_does_not(serv
     assert 'triage_spike_active{brand="Nordtel",kind="cluster"} 1.0' in metrics
 
 
-def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, seed, tmp_path):
-    import mlflow
+def answers(result) -> dict:
+    """A result's answer per head (what the shadow's disagreements are counted on): an API result (a dict) or a
+    ScoredMessage."""
+    shown = result if isinstance(result, dict) else result.to_dict()
+    return {h: shown[h] for h in HEADS}
+
+
+def test_shadow_mode_scores_aside_and_never_changes_the_answer(own_store, frozen_store, seed, tmp_path):
     from mlflow import MlflowClient
 
     from triage_ml.messages import Message
-    from triage_ml.pipeline.config import TrainConfig
-    from triage_ml.pipeline.tracking import configure_mlflow, train_and_log
-    from triage_ml.registry import client_for, load
+    from triage_ml.pipeline.tracking import configure_mlflow
+    from triage_ml.registry import load
     from triage_ml.routing import EscalationMap
     from triage_ml.scoring import LoadedModel, score
     from triage_ml.store.db import Store
     from triage_ml.store.tables import PredictionRow
 
-    settings, outcome = trained_store
-    subset = tmp_path / "data.csv"
-    seed.iloc[1::3].to_csv(subset, index=False)
-    other = train_and_log([subset], TrainConfig.from_dict(FROZEN_CONFIG), settings, register=False, progress=False)
+    settings, outcome = own_store  # champion v1: the fine-tuned model
+    name = settings.registered_model_name
+    # the shadow: the frozen-encoder model, registered in this store from the artifacts the shared frozen store
+    # keeps (no training of its own)
+    frozen_settings, frozen = frozen_store
+    frozen_uri = frozen_settings.resolved_tracking_uri()
+    source = MlflowClient(frozen_uri, registry_uri=frozen_uri).get_model_version_download_uri(name, frozen.version)
     client: MlflowClient = configure_mlflow(settings)
-    shadow_version = mlflow.register_model(other.model_uri, settings.registered_model_name).version
-    client.set_registered_model_alias(settings.registered_model_name, "shadow-candidate", shadow_version)
+    shadow_version = str(client.create_model_version(name, source).version)
+    client.set_registered_model_alias(name, "shadow-candidate", shadow_version)
+
+    # messages on which the two models must disagree, and messages on which they agree: in-process answers
+    routes = EscalationMap.from_yaml(Path("serving/routing.yaml"))
+    champion, shadow = (LoadedModel(load(client, f"models:/{name}/{v}", backend=settings.encoder_backend), name,
+                                    v, alias) for v, alias in ((outcome.version, "champion"),
+                                                               (shadow_version, "shadow-candidate")))
+
+    def differ(texts: list[str]) -> list[int]:
+        """Where the two models answer differently, in-process."""
+        ours, theirs = (score(m, routes, [Message(text=t) for t in texts]) for m in (champion, shadow))
+        return [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if answers(a) != answers(b)]
+
+    pool = seed["text"].iloc[::11].tolist()
+    apart = differ(pool)[:10]
+    assert apart, "the frozen model agrees with the fine-tuned one on every message: pick another pool"
+    texts = [pool[i] for i in sorted(apart + [i for i in range(len(pool)) if i not in apart][:30 - len(apart)])]
 
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0",
                              TRIAGE_SHADOW_ALIAS="shadow-candidate", TRIAGE_SPIKE_ALERTS="false").start()
     try:
-        texts = seed["text"].iloc[::37].tolist()[:30]
         with service.client("scorer") as c:
             r = c.post("/v1/score", json={"messages": [{"text": t, "message_id": f"sh-{i}"}
                                                        for i, t in enumerate(texts)]})
@@ -143,22 +167,22 @@ def test_shadow_mode_scores_aside_and_never_changes_the_answer(trained_store, se
     finally:
         service.stop()
 
-    champion = LoadedModel(load(client_for(settings), outcome.model_uri), settings.registered_model_name,
-                           outcome.version, "champion")
-    alone = [r.to_dict() for r in score(champion, EscalationMap.from_yaml(service.routing),
-                                        [Message(text=t) for t in texts])]
+    alone = [r.to_dict() for r in score(champion, routes, [Message(text=t) for t in texts])]
     for ours, theirs in zip(served, alone, strict=True):  # what a service without a shadow answers
-        assert {k: ours[k] for k in ("actionable", "priority_tier", "crisis")} == \
-               {k: theirs[k] for k in ("actionable", "priority_tier", "crisis")}
+        assert answers(ours) == answers(theirs)
         assert ours["crisis_risk"] == pytest.approx(theirs["crisis_risk"], abs=1e-6)
-    disagreed = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                    if line.startswith("triage_shadow_disagreements_total{"))
     store = Store(service.env["TRIAGE_DATABASE_URL"])
     with store.session() as session:
-        shadowed = session.query(PredictionRow).filter(PredictionRow.model_version == str(shadow_version)).all()
+        shadowed = session.query(PredictionRow).filter(PredictionRow.model_version == shadow_version).all()
     store.dispose()
     assert len(shadowed) == 30  # recorded under the shadow's version, beside the served ones
-    changed = sum(p.result["actionable"] != s["actionable"] or p.result["crisis"] != s["crisis"] or
-                  p.result["priority_tier"] != s["priority_tier"]
-                  for p, s in zip(sorted(shadowed, key=lambda p: int(p.message_id[3:])), served, strict=True))
-    assert disagreed >= changed  # every message it answered differently was counted (per head)
+    shadowed = sorted(shadowed, key=lambda p: int(p.message_id[3:]))
+    assert [answers(p.result) for p in shadowed] == [answers(r) for r in score(shadow, routes, [
+        Message(text=t) for t in texts])]  # what the shadow model answers
+    otherwise = [i for i, (p, s) in enumerate(zip(shadowed, served, strict=True)) if answers(p.result) != answers(s)]
+    assert otherwise and otherwise == differ(texts)  # a real disagreement, on the messages the models differ on
+    # every message it answered differently was counted, once per head that differs, and nothing else
+    changed = {h: sum(p.result[h] != s[h] for p, s in zip(shadowed, served, strict=True)) for h in HEADS}
+    counted = {line.split('"')[1]: float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith("triage_shadow_disagreements_total{")}
+    assert counted == {h: float(n) for h, n in changed.items() if n}, (counted, changed)

@@ -86,6 +86,31 @@ def fire(url: str, sends: list[dict], clients: int, deadline: float, *, acked: d
     return {"acked": acked, "errors": dict(errors)}
 
 
+class Load:
+    """``fire`` running in the background while the test does something else (kills the server). When the load
+    fails, its own error (a worker's assertion, its deadline) is what the test raises."""
+
+    def __init__(self, url: str, sends: list[dict], *, clients: int, seconds: float, stop_after: int) -> None:
+        self.acked: dict[str, str] = {}
+        self.reached = threading.Event()  # ``stop_after`` decisions were acknowledged
+        self._pool = ThreadPoolExecutor(1)
+        self._future = self._pool.submit(fire, url, sends, clients, time.monotonic() + seconds, acked=self.acked,
+                                         stop_after=stop_after, on_count=self.reached)
+        self._pool.shutdown(wait=False)
+
+    def wait_until_reached(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.reached.wait(0.2):
+            if self._future.done():
+                self._future.result()  # the load's own error
+                raise AssertionError(f"the load ended with {len(self.acked)} acknowledged, before its count")
+            assert time.monotonic() < deadline, f"the load did not reach its count in {timeout} s"
+
+    def result(self, timeout: float) -> dict:
+        """Once the load is done: ``fire``'s answer, or the load's own error."""
+        return self._future.result(timeout)
+
+
 def check_store(url: str, sends: list[dict], acked: dict[str, str]) -> dict:
     distinct = {e["event_id"]: e for e in sends}
     store = Store(url, auto_migrate=False)
@@ -130,27 +155,27 @@ def test_sigkill_in_the_middle_of_the_load(trained_store, database_url, tmp_path
     sends = make_load(1_800, 0.1, seed=2)  # 2,000 sends
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0", TRIAGE_DATABASE_URL=database_url)
     service.start()
-    halfway = threading.Event()
-    acked: dict[str, str] = {}
-    result: dict = {}
-
-    def load() -> None:
-        result.update(fire(service.url, sends, clients=32, deadline=time.monotonic() + 600, acked=acked,
-                           stop_after=len(sends) // 3, on_count=halfway))
-
-    runner = threading.Thread(target=load)
-    runner.start()
+    load = Load(service.url, sends, clients=32, seconds=600, stop_after=len(sends) // 3)
     try:
-        assert halfway.wait(300), "the load never reached a third"
+        load.wait_until_reached(300)  # a third acknowledged
         os.kill(service.proc.pid, signal.SIGKILL)
         service.proc.wait(30)
-        killed_at = len(acked)
+        killed_at = len(load.acked)
         service.start()  # same port, same database; clients retry what was not acknowledged
-        runner.join(600)
-        assert not runner.is_alive()
+        result = load.result(600)
     finally:
         service.stop()
     report = check_store(database_url, sends, result["acked"])
     report.update(errors=result["errors"], killed_after_acks=killed_at, backend=database_url.split(":")[0])
     assert sum(result["errors"].values()) > 0  # the kill was felt by the clients
     print("\nRELIABILITY sigkill", json.dumps(report))
+
+
+def test_a_load_that_fails_says_why():
+    """The load's own error reaches the test (here its deadline, already past: nothing is sent), never a
+    KeyError on the result it did not leave."""
+    load = Load("http://127.0.0.1:9", make_load(20, 0.0, seed=3), clients=2, seconds=-1, stop_after=10)
+    with pytest.raises(TimeoutError, match="load did not finish in time"):
+        load.wait_until_reached(30)
+    with pytest.raises(TimeoutError, match="load did not finish in time"):
+        load.result(30)

@@ -15,6 +15,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from tests.conftest import copy_store
 from tests.integration.service_fixtures import RunningService
 from triage_ml.pipeline.tracking import connect_mlflow
 
@@ -22,8 +23,16 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def service(trained_store, tmp_path_factory):
-    settings, _ = trained_store
+def service_store(trained_store, tmp_path_factory):
+    """A copy of the shared store for this module's service: a test here registers a version and moves the
+    champion alias."""
+    settings, outcome = trained_store
+    return copy_store(settings, tmp_path_factory.mktemp("service-store")), outcome
+
+
+@pytest.fixture(scope="module")
+def service(service_store, tmp_path_factory):
+    settings, _ = service_store
     running = RunningService(settings, tmp_path_factory.mktemp("service"), TRIAGE_MAX_BATCH="8",
                              TRIAGE_MAX_BODY_BYTES="200000", TRIAGE_MODEL_POLL_SECONDS="1",
                              TRIAGE_ROUTING_POLL_SECONDS="0.3").start()
@@ -78,8 +87,8 @@ def test_concurrent_singles_are_micro_batched(service):
     assert "triage_model_info{" in metrics and 'triage_predictions_total{head="crisis"' in metrics
 
 
-def test_model_endpoint_and_reload_follow_the_alias(service, trained_store):
-    settings, outcome = trained_store
+def test_model_endpoint_and_reload_follow_the_alias(service, service_store):
+    settings, outcome = service_store
     connect_mlflow(settings)
     client = MlflowClient()
     with service.client() as c:
