@@ -46,6 +46,7 @@ def report_drift_cmd(
     import mlflow
 
     from triage_ml.monitoring.drift import drift_figure, drift_report, recent_messages
+    from triage_ml.pipeline.tracking import connect_mlflow
     from triage_ml.store.db import Store
 
     settings = settings_from_env()
@@ -67,6 +68,7 @@ def report_drift_cmd(
     fig.savefig(out / "drift.png", dpi=110)
     (out / "drift.json").write_text(json.dumps({"model": f"{name} v{version}", "since": start.isoformat(),
                                                 "until": end.isoformat(), **report.to_dict()}, indent=2))
+    connect_mlflow(settings)  # this command logs its own run to the configured store
     mlflow.set_experiment(f"{settings.experiment_name}-monitoring")
     with mlflow.start_run(run_name=f"drift-{end:%Y%m%dT%H%M}"):
         mlflow.log_params({"model": f"{name} v{version}", "since": start.isoformat(), "n_recent": len(recent)})
