@@ -257,12 +257,10 @@ WATCHED = {"al-w1": "@SkyLarkAir got a phishing email pretending to be you this 
 def test_suggest_decides_watch_list_crises_as_the_service_does(service, label_studio, trained_store):
     """A watch-list message the bare model scores under the crisis threshold is a crisis for /v1/score:
     suggest pre-annotates it as one and never offers it as "just under the threshold"."""
-    from triage_ml.model.pyfunc import load_registered
-    from triage_ml.pipeline.tracking import configure_mlflow
+    from triage_ml.registry import client_for, load
 
     settings, _ = trained_store
-    configure_mlflow(settings)
-    model = load_registered(settings.model_uri())
+    model = load(client_for(settings), settings.model_uri())
     bare = model.predict_frame(list(WATCHED.values()))["crisis_risk"].to_numpy()
     under = [m for m, risk in zip(WATCHED, bare, strict=True) if risk < model.thresholds["crisis"]]
     assert under, f"the bare model calls every watched message a crisis ({bare}); pick milder texts"
