@@ -33,8 +33,8 @@ class Message:
 
 FIELDS: Final = tuple(f.name for f in fields(Message) if f.name != "text")  # what a caller may send beside the text
 CONTEXT_FIELDS: Final = tuple(f for f in FIELDS if f != "message_id")  # what the store keeps beside id and text
-TEXT_FIELDS: Final = tuple(f for f, t in get_type_hints(Message).items()
-                           if t == str | None and f != "message_id")  # free-form text besides the message
+STRING_FIELDS: Final = tuple(f for f, t in get_type_hints(Message).items()
+                           if t == str | None and f != "message_id")  # the context fields that are strings
 
 
 def message_record(message_id: str, text: str, source: Any) -> dict[str, Any]:

@@ -26,12 +26,12 @@ from tqdm.auto import tqdm
 
 from triage_ml.batch.files import ChunkWriter, read_chunks
 from triage_ml.errors import ConfigError
-from triage_ml.messages import FIELDS, TEXT_FIELDS, Message, MessageIn
+from triage_ml.messages import FIELDS, STRING_FIELDS, Message, MessageIn
 from triage_ml.routing import EscalationMap
 from triage_ml.scoring import LoadedModel, ScoredMessage, route_for, score
 from triage_ml.taxonomy import parse_yes_no
 
-ID_FIELDS = ("message_id", *TEXT_FIELDS)  # read as text when a file's reader saw numbers
+ID_FIELDS = ("message_id", *STRING_FIELDS)  # read as text when a file's reader saw numbers
 
 OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "actionable_prob": "Float64",
           "priority_tier": "Int64", "tier1_prob": "Float64", "tier2_prob": "Float64", "crisis_risk": "Float64",
