@@ -48,10 +48,13 @@ run: install
 train: install
 	$(BIN)/triage-ml train
 
-## test: install (and Label Studio for its integration tests), run the linter and every test
-test: install labelstudio
+## test: install (and Label Studio for its integration tests, both at once), run the linter and every test,
+## on TEST_WORKERS processes (pytest-xdist; the tests that need Label Studio share one worker and its server)
+TEST_WORKERS ?= 2
+test:
+	@$(MAKE) --no-print-directory -j2 install labelstudio
 	$(BIN)/ruff check src tests benchmarks serving
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks serving

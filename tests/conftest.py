@@ -21,9 +21,33 @@ CACHE_DIR = ROOT / ".cache" / "tests"
 
 def pytest_collection_modifyitems(config, items) -> None:
     """TRIAGE_TEST_REVERSE=1 runs the collected tests in reverse order: no test may lean on what another
-    left behind (a store's versions, a service's state)."""
+    left behind (a store's versions, a service's state). Under pytest-xdist (`make test` runs two workers
+    with ``--dist loadgroup``) the tests that need Label Studio run on one worker, so one server serves them."""
     if os.environ.get("TRIAGE_TEST_REVERSE") == "1":
         items.reverse()
+    for item in items:
+        if "label_studio" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("label-studio"))
+
+
+def shared(tmp_path_factory, name: str, build):
+    """``build(folder)`` once per test run, its answer kept beside ``folder``: under pytest-xdist the first
+    worker to ask builds while the others wait for it, then every worker reads the same folder and answer
+    (a session fixture alone would build once per worker)."""
+    import pickle
+
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    answer = root / f"{name}.pickle"
+    with FileLock(str(root / f"{name}.lock")):
+        if answer.is_file():
+            return pickle.loads(answer.read_bytes())
+        value = build(root / name)
+        answer.write_bytes(pickle.dumps(value))
+        return value
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +153,8 @@ def copy_store(settings, dest: Path):
 def trained_store(tmp_path_factory, seed_subset):
     """A real MLflow store with one registered, champion model (fine-tuned, the default path) trained on the
     subset. Shared and read-only: a test that changes a store takes ``own_store``."""
-    settings, outcome = _train_store(tmp_path_factory.mktemp("store"), seed_subset, SMALL_CONFIG)
+    settings, outcome = shared(tmp_path_factory, "store", lambda folder: _train_store(folder, seed_subset,
+                                                                                      SMALL_CONFIG))
     with unchanged(settings):
         yield settings, outcome
 
@@ -138,7 +163,8 @@ def trained_store(tmp_path_factory, seed_subset):
 def frozen_store(tmp_path_factory, seed_subset):
     """Like ``trained_store``, its champion trained with the frozen encoder (no fine-tuning): for the tests
     about where labels and models travel. Shared and read-only: ``own_frozen_store`` is a copy to change."""
-    settings, outcome = _train_store(tmp_path_factory.mktemp("frozen-store"), seed_subset, FROZEN_CONFIG)
+    settings, outcome = shared(tmp_path_factory, "frozen-store",
+                               lambda folder: _train_store(folder, seed_subset, FROZEN_CONFIG))
     with unchanged(settings):
         yield settings, outcome
 
