@@ -127,6 +127,17 @@ def score(df: DataFrame, text_col: str = "text", model_uri: str | None = None, *
             .withColumn("model_version", F.lit(version)))
 
 
+def check_paths(source: str, output: str, *, overwrite: bool = False) -> None:
+    """What can be told about local paths before a Spark session starts (seconds, and a JVM): a source that
+    is not there, an output that is. DataValidationError naming the fix; URIs (``s3://``) are Spark's to check."""
+    from triage_ml.errors import DataValidationError
+
+    if "://" not in source and not any(ch in source for ch in "*?[{") and not Path(source).exists():
+        raise DataValidationError("cannot read it as Parquet (no such file or directory)", source=source)
+    if "://" not in output and Path(output).exists() and not overwrite:
+        raise DataValidationError("exists; pass --overwrite to replace it", source=output)
+
+
 def score_parquet(spark: SparkSession, source: str, output: str, *, text_col: str = "text",
                   model_uri: str | None = None, overwrite: bool = False) -> int:
     """Score a Parquet file or directory into a Parquet directory; returns the rows written. Bad input (no
@@ -135,8 +146,7 @@ def score_parquet(spark: SparkSession, source: str, output: str, *, text_col: st
 
     from triage_ml.errors import DataValidationError
 
-    if "://" not in output and Path(output).exists() and not overwrite:
-        raise DataValidationError("exists; pass --overwrite to replace it", source=output)
+    check_paths(source, output, overwrite=overwrite)
     try:
         df = spark.read.parquet(source)
     except AnalysisException as exc:

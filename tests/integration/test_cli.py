@@ -78,7 +78,10 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     from triage_ml.labels.feedback import record_decisions
     from triage_ml.store.db import Store
 
-    seed = pd.read_csv(seed_subset, dtype=str, keep_default_na=False)
+    # half the subset (388 messages, every class of every head): the export's precedence is under test
+    seed = pd.read_csv(seed_subset, dtype=str, keep_default_na=False).iloc[::2]
+    data = tmp_path / "seed-half.csv"
+    seed.to_csv(data, index=False)
     actionable = seed[seed["actionable"] == "true"].head(2)
     url = f"sqlite:///{(tmp_path / 'triage.db').as_posix()}"
     store = Store(url)
@@ -93,7 +96,7 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     config.write_text(yaml.safe_dump({**FROZEN_CONFIG, "export_onnx": False}))
     env = {"TRIAGE_DATABASE_URL": url, "TRIAGE_MLRUNS_DIR": str(tmp_path / "mlruns"),
            "TRIAGE_CACHE_DIR": str(CACHE_DIR), "TRIAGE_EXPERIMENT_NAME": "from-store"}
-    result = subprocess.run([CLI, "train", "--from-store", "--data", str(seed_subset), "--config", str(config),
+    result = subprocess.run([CLI, "train", "--from-store", "--data", str(data), "--config", str(config),
                              "--no-register", "--no-progress"], capture_output=True, text=True, timeout=600,
                             env={**os.environ, **env}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

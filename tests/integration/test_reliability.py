@@ -1,5 +1,6 @@
-"""Nothing lost, nothing doubled: thousands of decisions from 32 concurrent clients over loopback, with
-replays, and a server killed with SIGKILL in the middle of the load. On SQLite and on PostgreSQL."""
+"""Nothing lost, nothing doubled: about a thousand decisions from 32 concurrent clients over loopback, with
+replays, and a server killed with SIGKILL in the middle of the load. On SQLite and on PostgreSQL.
+``TRIAGE_TEST_LOAD_SCALE`` multiplies the number of decisions (the README's table: scale 1)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from triage_ml.store.db import Store
 from triage_ml.store.tables import DecisionRow, LabelRow
 
 pytestmark = pytest.mark.integration
+SCALE = float(os.environ.get("TRIAGE_TEST_LOAD_SCALE", "1"))
 ACTIONS = [{"action": "responded"}, {"action": "escalated", "team": "lead"}, {"action": "escalated", "team": "pr"},
            {"action": "archived", "archive_reason": "no_action_needed", "reason": "praise"},
            {"action": "marked_spam"}, {"action": "blocked"}, {"action": "set_priority", "priority_tier": 2},
@@ -29,9 +31,11 @@ ACTIONS = [{"action": "responded"}, {"action": "escalated", "team": "lead"}, {"a
 
 
 def make_load(n_distinct: int, replay_share: float, seed: int) -> list[dict]:
-    """Decisions on 800 messages by 12 agents; ``replay_share`` of the sends repeat an earlier event."""
+    """Decisions by 12 agents on a third as many messages as events (so most messages get decisions from
+    several agents, some at the same moment); ``replay_share`` of the sends repeat an earlier event."""
     rng = random.Random(seed)
-    events = [{"event_id": f"evt-{seed}-{i}", "message_id": f"msg-{rng.randrange(800)}",
+    messages = max(n_distinct // 3, 1)
+    events = [{"event_id": f"evt-{seed}-{i}", "message_id": f"msg-{rng.randrange(messages)}",
                "agent": f"agent-{rng.randrange(12)}", "text": "a message from the load test", **rng.choice(ACTIONS)}
               for i in range(n_distinct)]
     sends = list(events)
@@ -136,7 +140,7 @@ def check_store(url: str, sends: list[dict], acked: dict[str, str]) -> dict:
 
 def test_concurrent_decisions_with_replays(trained_store, database_url, tmp_path):
     settings, _ = trained_store
-    sends = make_load(2_300, 0.1, seed=1)  # 2,556 sends, 256 of them replays
+    sends = make_load(round(900 * SCALE), 0.1, seed=1)  # 1,000 sends, 100 of them replays
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0", TRIAGE_DATABASE_URL=database_url)
     service.start()
     try:
@@ -152,7 +156,7 @@ def test_concurrent_decisions_with_replays(trained_store, database_url, tmp_path
 
 def test_sigkill_in_the_middle_of_the_load(trained_store, database_url, tmp_path):
     settings, _ = trained_store
-    sends = make_load(1_800, 0.1, seed=2)  # 2,000 sends
+    sends = make_load(round(720 * SCALE), 0.1, seed=2)  # 800 sends
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0", TRIAGE_DATABASE_URL=database_url)
     service.start()
     load = Load(service.url, sends, clients=32, seconds=600, stop_after=len(sends) // 3)

@@ -59,8 +59,9 @@ def spark_score_cmd(
 ) -> None:
     """Score Parquet with Spark through the registered pyfunc (mlflow spark_udf) and the escalation map
     (TRIAGE_ROUTING_PATH): the input's columns plus the prediction and route columns and the model version."""
-    from triage_ml.spark import score_parquet
+    from triage_ml.spark import check_paths, score_parquet
 
+    check_paths(source, output, overwrite=overwrite)  # before the session: bad paths fail in a second
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
