@@ -5,7 +5,7 @@ import pytest
 
 from triage_ml.errors import EncoderNotFoundError
 from triage_ml.features import Encoder
-from triage_ml.features.onnx_backend import export_onnx
+from triage_ml.features.onnx_backend import FP32, INT8, ONNX_DIR, OnnxExports, export_onnx
 
 TEXTS = ["@SkyLarkAir flight cancelled again", "🙃", "RT to win!!", "x " * 400, "Que calor hace hoy en Madrid"]
 
@@ -40,3 +40,20 @@ def test_backend_choice_is_checked(encoder):
         Encoder(encoder.path, backend="tpu")
     with pytest.raises(EncoderNotFoundError, match="not found"):
         Encoder(encoder.path, backend="onnx").encode(["hi"])
+
+
+def test_an_encoder_is_exported_once_and_copied_into_each_model(exported, encoder, tmp_path):
+    exports = OnnxExports(tmp_path / "exports")
+    first = exports.get(encoder.path, encoder.fingerprint)
+    assert first == tmp_path / "exports" / encoder.fingerprint and not list(first.parent.glob(".build-*"))
+    made = {name: (first / name).stat().st_mtime_ns for name in (FP32, INT8)}
+    for model in ("a", "b"):  # two models saved with the same encoder: no second export
+        exports.copy_into(encoder.path, encoder.fingerprint, tmp_path / model / ONNX_DIR)
+        for name in (FP32, INT8):
+            assert (tmp_path / model / ONNX_DIR / name).read_bytes() == (first / name).read_bytes()
+    assert {name: (first / name).stat().st_mtime_ns for name in (FP32, INT8)} == made
+    # the same embeddings as an export made in the encoder's own folder
+    shutil.copytree(encoder.path, tmp_path / "encoder", ignore=shutil.ignore_patterns(ONNX_DIR))
+    exports.copy_into(encoder.path, encoder.fingerprint, tmp_path / "encoder" / ONNX_DIR)
+    assert np.array_equal(Encoder(tmp_path / "encoder", backend="onnx").encode(TEXTS),
+                          Encoder(exported, backend="onnx").encode(TEXTS))

@@ -25,7 +25,7 @@ from triage_ml.errors import ConfigError
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.pipeline.config import RealDataConfig, TrainConfig
 from triage_ml.pipeline.cv import head_targets
-from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder
+from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder, onnx_exports
 from triage_ml.pipeline.evaluate import evaluate_frame
 from triage_ml.pipeline.metrics import head_metrics
 from triage_ml.pipeline.tracking import load_training_data, split_gold
@@ -105,7 +105,8 @@ def run_variant(config: TrainConfig, settings: Settings, seed_paths: Sequence[st
     encoder = make_encoder(config.encoder or settings.encoder, settings, config.batch_size)
     result = train(data, config, encoder, progress=progress, encoders=finetuned_encoders(settings))
     with tempfile.TemporaryDirectory() as tmp:  # judged as served: saved with its ONNX exports, loaded back
-        model = TriageModel.load(result.model.save(Path(tmp) / "model", export_onnx=config.export_onnx),
+        model = TriageModel.load(result.model.save(Path(tmp) / "model", export_onnx=config.export_onnx,
+                                                   onnx_exports=onnx_exports(settings)),
                                  threads=settings.torch_threads)
         scores = _scores(model, result, data, seed_gold, real_test, start)
         routes = EscalationMap.from_yaml(settings.routing_path)

@@ -7,6 +7,8 @@ normalisation done here to match sentence-transformers (README, "Serving speed",
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,13 @@ FP32 = "model.onnx"
 INT8 = "model_int8.onnx"
 
 
-def export_onnx(encoder_dir: Path, *, quantize: bool = True) -> Path:
-    """Write ``encoder_dir/onnx/model.onnx`` (and ``model_int8.onnx``); returns the onnx folder."""
+def export_onnx(encoder_dir: Path, *, quantize: bool = True, out: Path | None = None) -> Path:
+    """Write ``model.onnx`` (and ``model_int8.onnx``) into ``out`` (default ``encoder_dir/onnx``); returns it."""
     import torch
     from transformers import AutoModel
 
-    out = encoder_dir / ONNX_DIR
-    out.mkdir(exist_ok=True)
+    out = encoder_dir / ONNX_DIR if out is None else out
+    out.mkdir(parents=True, exist_ok=True)
     model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True).eval()
 
     class _Body(torch.nn.Module):  # BertModel.forward must get keyword arguments under transformers 5
@@ -48,6 +50,38 @@ def export_onnx(encoder_dir: Path, *, quantize: bool = True) -> Path:
 
         quantize_dynamic(str(out / FP32), str(out / INT8), weight_type=QuantType.QInt8)
     return out
+
+
+class OnnxExports:
+    """ONNX exports kept under ``root`` by encoder fingerprint, so that an encoder is exported once however
+    many models are saved with it (the frozen base encoder, a fine-tune reused by a retrain): 3-9 s each,
+    most of it importing the exporter in a fresh process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get(self, encoder_dir: Path, fingerprint: str) -> Path:
+        """The folder holding the fp32 and int8 exports of the encoder ``encoder_dir`` (fingerprint given)."""
+        done = self.root / fingerprint
+        if (done / FP32).is_file() and (done / INT8).is_file():
+            return done
+        # Built beside its final place, then renamed: a concurrent exporter of the same encoder may win the
+        # rename, and its identical folder is used.
+        build = self.root / f".build-{fingerprint}-{os.getpid()}"
+        shutil.rmtree(build, ignore_errors=True)
+        export_onnx(encoder_dir, out=build)
+        try:
+            os.replace(build, done)
+        except OSError:
+            shutil.rmtree(build, ignore_errors=True)
+        return done
+
+    def copy_into(self, encoder_dir: Path, fingerprint: str, dest: Path, names: tuple[str, ...] = (FP32, INT8)) -> None:
+        """Put the exports ``names`` of the encoder into ``dest`` (an encoder folder's ``onnx``)."""
+        source = self.get(encoder_dir, fingerprint)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(source / name, dest / name)
 
 
 def max_seq_length(encoder_dir: Path, default: int = 256) -> int:

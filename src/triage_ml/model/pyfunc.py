@@ -12,6 +12,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from triage_ml.features.onnx_backend import OnnxExports
 from triage_ml.messages import FIELDS
 from triage_ml.model.triage_model import TriageModel
 
@@ -65,12 +66,12 @@ def requirements() -> list[str]:
 
 
 def log_triage_model(model: TriageModel, *, registered_model_name: str | None = None,
-                     export_onnx: bool = True) -> Any:
+                     export_onnx: bool = True, onnx_exports: OnnxExports | None = None) -> Any:
     """Log ``model`` as pyfunc artifact ``model`` of the active run; register it when a name is given.
 
     Returns MLflow's ModelInfo (``registered_model_version`` is set when registered)."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = model.save(Path(tmp) / ARTIFACT_KEY, export_onnx=export_onnx)
+        folder = model.save(Path(tmp) / ARTIFACT_KEY, export_onnx=export_onnx, onnx_exports=onnx_exports)
         return mlflow.pyfunc.log_model(
             name="model", python_model=TriagePyfunc(), artifacts={ARTIFACT_KEY: str(folder)},
             signature=SIGNATURE, input_example=INPUT_EXAMPLE, pip_requirements=requirements(),

@@ -18,7 +18,7 @@ from triage_ml.errors import ModelNotFoundError, NotFittedError
 from triage_ml.features import onnx_backend
 from triage_ml.features.encoder import Encoder
 from triage_ml.features.frame import feature_frame
-from triage_ml.features.onnx_backend import FP32, INT8, ONNX_DIR
+from triage_ml.features.onnx_backend import FP32, INT8, ONNX_DIR, OnnxExports
 from triage_ml.model.compiled import CompiledHeads
 from triage_ml.model.recalibration import Platt
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION, close_prediction
@@ -145,17 +145,20 @@ class TriageModel:
         return self.similarity_encoder.encode(list(texts))
 
     # -- persistence --------------------------------------------------------------------------------
-    def save(self, path: str | Path, *, export_onnx: bool = False) -> Path:
-        """Write a self-contained folder: the encoder's files (with an ONNX export when asked), the heads
-        and a JSON of the rest."""
+    def save(self, path: str | Path, *, export_onnx: bool = False, onnx_exports: OnnxExports | None = None) -> Path:
+        """Write a self-contained folder: the encoder's files (with an ONNX export when asked, taken from
+        ``onnx_exports`` when given, so an encoder is exported once), the heads and a JSON of the rest."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         shutil.copytree(self.encoder.path, path / _ENCODER, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".*", "README.md"))
         if export_onnx and not (path / _ENCODER / ONNX_DIR / FP32).is_file():
-            onnx_backend.export_onnx(path / _ENCODER)
+            if onnx_exports is None:
+                onnx_backend.export_onnx(path / _ENCODER)
+            else:
+                onnx_exports.copy_into(self.encoder.path, self.encoder.fingerprint, path / _ENCODER / ONNX_DIR)
         if self.similarity_encoder is not None:
-            _save_similarity_encoder(self.similarity_encoder, path / _SIMILARITY)
+            _save_similarity_encoder(self.similarity_encoder, path / _SIMILARITY, onnx_exports)
         _dump(self.heads, path / _HEADS)
         if self.kind_head is not None:
             _dump(self.kind_head, path / _KIND_HEAD)
@@ -204,12 +207,14 @@ def _load(path: Path) -> Any:
     return joblib.load(legacy) if legacy.is_file() else None
 
 
-def _save_similarity_encoder(encoder: Encoder, folder: Path) -> None:
+def _save_similarity_encoder(encoder: Encoder, folder: Path, onnx_exports: OnnxExports | None) -> None:
     """The base encoder as ONNX int8 only (~23 MB for MiniLM): what similarity needs, nothing more."""
     if (folder / ONNX_DIR / INT8).is_file():
         return
     shutil.copytree(encoder.path, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "README.md"))
-    if not (folder / ONNX_DIR / INT8).is_file():
+    if onnx_exports is not None:
+        onnx_exports.copy_into(encoder.path, encoder.fingerprint, folder / ONNX_DIR, names=(INT8,))
+    elif not (folder / ONNX_DIR / INT8).is_file():  # the encoder's own folder may carry its export
         onnx_backend.export_onnx(folder)
     for heavy in (folder / "model.safetensors", folder / "pytorch_model.bin", folder / ONNX_DIR / FP32):
         heavy.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from triage_ml.errors import DataValidationError
 from triage_ml.features.finetune import FINETUNE_META
 from triage_ml.model.pyfunc import log_triage_model
 from triage_ml.pipeline.config import TrainConfig
-from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder
+from triage_ml.pipeline.encoders import finetuned_encoders, make_encoder, onnx_exports
 from triage_ml.pipeline.gate import GateDecision
 from triage_ml.pipeline.holdout import gold_mask
 from triage_ml.pipeline.plots import head_figures
@@ -137,7 +137,8 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
         _log_finetune(result)
         _log_inputs(train_data, gold, data_paths)
         registered = settings.registered_model_name if register and not dry_run else None
-        info = log_triage_model(result.model, export_onnx=config.export_onnx, registered_model_name=registered)
+        info = log_triage_model(result.model, export_onnx=config.export_onnx, registered_model_name=registered,
+                                onnx_exports=onnx_exports(settings))
         version = str(info.registered_model_version) if registered else None
         gate = None
         if register or dry_run:
