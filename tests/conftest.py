@@ -27,12 +27,13 @@ CACHE_DIR = ROOT / ".cache" / "tests"
 def pytest_collection_modifyitems(config, items) -> None:
     """TRIAGE_TEST_REVERSE=1 runs the collected tests in reverse order: no test may lean on what another
     left behind (a store's versions, a service's state). Under pytest-xdist (`make test` runs two workers
-    with ``--dist loadgroup``) the tests that need Label Studio run on one worker, so one server serves them."""
+    with ``--dist loadgroup``) a module's tests run on one worker, so that its module fixtures (a service, a
+    Spark session) start once, and the tests that need Label Studio all run on one worker and its server."""
     if os.environ.get("TRIAGE_TEST_REVERSE") == "1":
         items.reverse()
     for item in items:
-        if "label_studio" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("label-studio"))
+        group = "label-studio" if "label_studio" in getattr(item, "fixturenames", ()) else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def shared(tmp_path_factory, name: str, build):

@@ -83,3 +83,13 @@ def test_a_head_needs_two_classes_and_matching_lengths(tmp_path, encoder):
         finetune(encoder.path, ["a", "b"], {"crisis": np.array([0, -1])}, SMALL, tmp_path / "x", seed=0)
     with pytest.raises(ConfigError, match="3 labels for 2 texts"):
         finetune(encoder.path, ["a", "b"], {"crisis": np.array([0, 1, 1])}, SMALL, tmp_path / "x", seed=0)
+
+
+def test_a_run_of_ten_steps_fine_tunes(tmp_path, encoder, rows):
+    """64 texts in batches of 7 is 10 steps, a tenth of which warms up: OneCycleLR divided by zero there (a
+    fold of 150 training rows in batches of 16 did the same)."""
+    texts, tasks = rows
+    config = FineTuneConfig(epochs=1, batch_size=7, max_seq_length=16)
+    losses = finetune(encoder.path, texts, tasks, config, tmp_path / "ten", seed=1, progress=False)
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    assert (tmp_path / "ten" / FINETUNE_META).is_file()

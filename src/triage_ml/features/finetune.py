@@ -190,9 +190,7 @@ class _Trainer:
             {"params": [p for n, p in self.params if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
             {"params": [p for n, p in self.params if n.endswith(no_decay)], "weight_decay": 0.0},
         ], lr=config.learning_rate)
-        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=config.learning_rate, total_steps=steps,
-            pct_start=max(config.warmup_fraction, 1e-3), anneal_strategy="linear")
+        self.schedule = _schedule(self.optimizer, config, steps)
 
     def step(self, ids: Any, mask: Any, idx: np.ndarray) -> float:
         """One optimisation step on one batch; its loss."""
@@ -215,6 +213,19 @@ class _Trainer:
         self.optimizer.step()
         self.schedule.step()
         return float(loss.item())
+
+
+def _schedule(optimizer: Any, config: FineTuneConfig, steps: int) -> Any:
+    """The one-cycle rate over ``steps``: warm-up for ``warmup_fraction`` of them, then down linearly.
+    OneCycleLR divides by (warm-up steps - 1): where that is 0 (150 texts in batches of 16 is 10 steps, a
+    tenth of which is 1) the warm-up is 1.5 steps."""
+    import torch
+
+    warmup = max(config.warmup_fraction, 1e-3)
+    if abs(warmup * steps - 1) < 1e-9:
+        warmup = 1.5 / steps
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=steps,
+                                               pct_start=warmup, anneal_strategy="linear")
 
 
 def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
