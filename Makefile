@@ -49,12 +49,12 @@ train: install
 	$(BIN)/triage-ml train
 
 ## test: install (and Label Studio for its integration tests, both at once), run the linter and every test,
-## on TEST_WORKERS processes (pytest-xdist; the tests that need Label Studio share one worker and its server)
+## on TEST_WORKERS processes (pytest-xdist, a test module at a time; tests/conftest.py says how they are dealt)
 TEST_WORKERS ?= 2
 test:
 	@$(MAKE) --no-print-directory -j2 install labelstudio
 	$(BIN)/ruff check src tests benchmarks serving
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks serving

@@ -23,17 +23,37 @@ XCI = ROOT / "data" / "public" / "xci_complaints.csv"
 CACHE_DIR = ROOT / ".cache" / "tests"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the groups
+# Under pytest-xdist (`make test` runs two workers) tests are dealt out a module at a time, so that a module's
+# fixtures (a service, a Spark session) start once per run; the modules that need Label Studio are one unit,
+# dealt first (the server's start, then the loop and the review tests: the longest chain), on one server.
+LABEL_STUDIO_MODULES = ("tests/integration/test_loop.py", "tests/integration/test_review.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def __init__(self, config, log=None) -> None:
+            super().__init__(config, log)
+            config.option.loadscopereorder = False  # deal in collection order: Label Studio's unit first
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "label-studio" if module in LABEL_STUDIO_MODULES else module
+
+    return ByModule(config, log)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """TRIAGE_TEST_REVERSE=1 runs the collected tests in reverse order: no test may lean on what another
-    left behind (a store's versions, a service's state). Under pytest-xdist (`make test` runs two workers
-    with ``--dist loadgroup``) a module's tests run on one worker, so that its module fixtures (a service, a
-    Spark session) start once, and the tests that need Label Studio all run on one worker and its server."""
+    left behind (a store's versions, a service's state). The Label Studio modules go first (see above)."""
+    strays = [i.nodeid for i in items if "label_studio" in getattr(i, "fixturenames", ())
+              and i.nodeid.split("::", 1)[0] not in LABEL_STUDIO_MODULES]
+    if strays:
+        raise pytest.UsageError(f"{strays[0]} needs Label Studio: add its module to LABEL_STUDIO_MODULES")
     if os.environ.get("TRIAGE_TEST_REVERSE") == "1":
         items.reverse()
-    for item in items:
-        group = "label-studio" if "label_studio" in getattr(item, "fixturenames", ()) else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda i: i.nodeid.split("::", 1)[0] not in LABEL_STUDIO_MODULES)  # stable
 
 
 def shared(tmp_path_factory, name: str, build):

@@ -124,10 +124,12 @@ def test_train_serve_feedback_review_retrain_and_swap_without_restart(own_frozen
             pulled = cli(env, "review", "pull")
             assert "3 dispute(s) resolved" in pulled.stdout, pulled.stdout + pulled.stderr
 
-            # retrain on the store's export with the same config; the gate decides
+            # retrain on half the subset and the store's export, with the same config; the gate decides
             config = tmp_path / "small.yaml"
             config.write_text(yaml.safe_dump(FROZEN_CONFIG))
-            retrained = cli(env, "retrain", "--data", str(seed_subset), "--config", str(config), "--no-progress")
+            data = tmp_path / "seed-half.csv"
+            pd.read_csv(seed_subset, dtype=str, keep_default_na=False).iloc[::2].to_csv(data, index=False)
+            retrained = cli(env, "retrain", "--data", str(data), "--config", str(config), "--no-progress")
             assert retrained.returncode == 0, retrained.stderr
             out = retrained.stdout
             assert "label store: 3 labeled messages" in out
