@@ -100,12 +100,12 @@ def test_jsonl_and_parquet_in_and_out(env, seed, tmp_path, src, dst):
 
 def test_an_interrupted_run_resumes_without_losing_or_doubling_rows(env, seed, tmp_path):
     rng = np.random.default_rng(1)
-    n = 3000
+    n, chunk = 1500, 100
     frame = pd.DataFrame({"message_id": [f"r{i}" for i in range(n)], "text": rng.choice(seed["text"], n)})
     source = tmp_path / "in.csv"
     frame.to_csv(source, index=False)
     out, progress = tmp_path / "out.csv", tmp_path / "out.csv.progress.json"
-    proc = subprocess.Popen([CLI, "score-batch", str(source), "--out", str(out), "--chunk-size", "200",
+    proc = subprocess.Popen([CLI, "score-batch", str(source), "--out", str(out), "--chunk-size", str(chunk),
                              "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -116,14 +116,14 @@ def test_an_interrupted_run_resumes_without_losing_or_doubling_rows(env, seed, t
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = json.loads(progress.read_text())["chunks"]
-    assert 3 <= done_before < n / 200
+    assert 3 <= done_before < n / chunk
 
-    again = score_batch(env, str(source), "--out", str(out), "--chunk-size", "200")
+    again = score_batch(env, str(source), "--out", str(out), "--chunk-size", str(chunk))
     assert again.returncode == 0, again.stderr
     assert f"read {n} rows: {n} scored" in again.stdout and not progress.exists()
     resumed = pd.read_csv(out, keep_default_na=False)
     assert list(resumed["row"]) == list(range(1, n + 1))  # each row once, in order
-    fresh = score_batch(env, str(source), "--out", str(tmp_path / "fresh.csv"), "--chunk-size", "200")
+    fresh = score_batch(env, str(source), "--out", str(tmp_path / "fresh.csv"), "--chunk-size", str(chunk))
     assert fresh.returncode == 0, fresh.stderr
     # the same answers; probabilities to float noise (~1e-7: texts are encoded with other batch companions,
     # so padded lengths differ, after a resume)
