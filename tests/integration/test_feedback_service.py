@@ -86,14 +86,18 @@ def test_disputes_open_and_a_lead_resolves_them(service):
     ({"decisions": [{"message_id": "svc-1", "agent": "a", "action": "responded"}]}, 422, "event_id"),
     ({"decisions": [{"event_id": "x3", "message_id": "nowhere", "agent": "a", "action": "responded"}]}, 404,
      "include the message's text"),
-    ({"decisions": [{"event_id": "svc-evt-1", "message_id": "svc-1", "agent": "ana", "action": "blocked"}]}, 409,
+    ({"decisions": [{"event_id": "bad-evt-1", "message_id": "bad-1", "agent": "ana", "action": "blocked"}]}, 409,
      "already used"),
     ({"decisions": [{"event_id": f"x{i}", "message_id": "svc-1", "agent": "a", "action": "responded"}
                     for i in range(51)]}, 413, "limit is 50"),
     ({"decisions": []}, 422, "decisions"),
 ])
 def test_bad_feedback_gets_a_clear_4xx(service, body, status, needle):
-    # svc-1 and svc-evt-1 were stored by test_decision_on_a_scored_message_shows_up_in_the_export
+    # event bad-evt-1 on message bad-1, stored here (a replay of it answers as the first time did), so that
+    # the 409 case does not depend on another test having run first
+    first = feedback(service, {"event_id": "bad-evt-1", "message_id": "bad-1", "agent": "ana", "action": "escalated",
+                               "team": "safety", "text": "the charger caught fire in my kid's room"})
+    assert first.status_code == 200, first.text
     with service.client("agent") as c:
         r = c.post("/v1/feedback", json=body)
     assert r.status_code == status, r.text
