@@ -29,6 +29,10 @@ CACHE_DIR = ROOT / ".cache" / "tests"
 LABEL_STUDIO_MODULES = ("tests/integration/test_loop.py", "tests/integration/test_review.py")
 
 
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
@@ -38,7 +42,7 @@ def pytest_xdist_make_scheduler(config, log):
             config.option.loadscopereorder = False  # deal in collection order: Label Studio's unit first
 
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
+            module = _module(nodeid)
             return "label-studio" if module in LABEL_STUDIO_MODULES else module
 
     return ByModule(config, log)
@@ -48,12 +52,12 @@ def pytest_collection_modifyitems(config, items) -> None:
     """TRIAGE_TEST_REVERSE=1 runs the collected tests in reverse order: no test may lean on what another
     left behind (a store's versions, a service's state). The Label Studio modules go first (see above)."""
     strays = [i.nodeid for i in items if "label_studio" in getattr(i, "fixturenames", ())
-              and i.nodeid.split("::", 1)[0] not in LABEL_STUDIO_MODULES]
+              and _module(i.nodeid) not in LABEL_STUDIO_MODULES]
     if strays:
         raise pytest.UsageError(f"{strays[0]} needs Label Studio: add its module to LABEL_STUDIO_MODULES")
     if os.environ.get("TRIAGE_TEST_REVERSE") == "1":
         items.reverse()
-    items.sort(key=lambda i: i.nodeid.split("::", 1)[0] not in LABEL_STUDIO_MODULES)  # stable
+    items.sort(key=lambda i: _module(i.nodeid) not in LABEL_STUDIO_MODULES)  # stable
 
 
 def shared(tmp_path_factory, name: str, build):
@@ -119,6 +123,16 @@ def seed_subset(tmp_path_factory, seed) -> Path:
 
     raw = pd.read_csv(SEED, dtype=str, keep_default_na=False).iloc[::2]
     return write_table(raw, tmp_path_factory.mktemp("data") / "subset.csv")
+
+
+@pytest.fixture(scope="session")
+def seed_half(tmp_path_factory, seed) -> Path:
+    """Every fourth seed row (388 messages, every class of every head, 47 crises): for the trainings whose
+    subject is not the model (the store's export, the real rows, the loop's retrain)."""
+    from triage_ml.data import write_table
+
+    raw = pd.read_csv(SEED, dtype=str, keep_default_na=False).iloc[::4]
+    return write_table(raw, tmp_path_factory.mktemp("data") / "half.csv")
 
 
 def _train_store(folder: Path, data: Path, config: dict):

@@ -66,7 +66,7 @@ def test_evaluate_registered_model(trained_store, seed_subset):
     assert report["metrics"]["actionable"]["macro_f1"] > 0.8
 
 
-def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
+def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_half):
     import mlflow
     import pandas as pd
     import yaml
@@ -78,10 +78,7 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     from triage_ml.labels.feedback import record_decisions
     from triage_ml.store.db import Store
 
-    # half the subset (388 messages, every class of every head): the export's precedence is under test
-    seed = pd.read_csv(seed_subset, dtype=str, keep_default_na=False).iloc[::2]
-    data = tmp_path / "seed-half.csv"
-    seed.to_csv(data, index=False)
+    seed = pd.read_csv(seed_half, dtype=str, keep_default_na=False)  # the export's precedence is under test
     actionable = seed[seed["actionable"] == "true"].head(2)
     url = f"sqlite:///{(tmp_path / 'triage.db').as_posix()}"
     store = Store(url)
@@ -96,7 +93,7 @@ def test_train_from_store_uses_the_export_over_the_seed(tmp_path, seed_subset):
     config.write_text(yaml.safe_dump({**FROZEN_CONFIG, "export_onnx": False}))
     env = {"TRIAGE_DATABASE_URL": url, "TRIAGE_MLRUNS_DIR": str(tmp_path / "mlruns"),
            "TRIAGE_CACHE_DIR": str(CACHE_DIR), "TRIAGE_EXPERIMENT_NAME": "from-store"}
-    result = subprocess.run([CLI, "train", "--from-store", "--data", str(data), "--config", str(config),
+    result = subprocess.run([CLI, "train", "--from-store", "--data", str(seed_half), "--config", str(config),
                              "--no-register", "--no-progress"], capture_output=True, text=True, timeout=600,
                             env={**os.environ, **env}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -79,7 +79,7 @@ def annotate(label_studio, task_id: int, choices: dict[str, str]) -> None:
     label_studio.sdk().annotations.create(id=task_id, result=result)
 
 
-def test_train_serve_feedback_review_retrain_and_swap_without_restart(own_frozen_store, seed_subset, seed,
+def test_train_serve_feedback_review_retrain_and_swap_without_restart(own_frozen_store, seed_half, seed,
                                                                       label_studio, tmp_path):
     # train: a store of its own, a copy of the shared one whose first model was trained on the subset. The loop
     # is about where labels and models travel, so both its trainings use the frozen encoder (seconds, not
@@ -127,9 +127,7 @@ def test_train_serve_feedback_review_retrain_and_swap_without_restart(own_frozen
             # retrain on half the subset and the store's export, with the same config; the gate decides
             config = tmp_path / "small.yaml"
             config.write_text(yaml.safe_dump(FROZEN_CONFIG))
-            data = tmp_path / "seed-half.csv"
-            pd.read_csv(seed_subset, dtype=str, keep_default_na=False).iloc[::2].to_csv(data, index=False)
-            retrained = cli(env, "retrain", "--data", str(data), "--config", str(config), "--no-progress")
+            retrained = cli(env, "retrain", "--data", str(seed_half), "--config", str(config), "--no-progress")
             assert retrained.returncode == 0, retrained.stderr
             out = retrained.stdout
             assert "label store: 3 labeled messages" in out

@@ -118,7 +118,7 @@ def test_grouped_folds_keep_conversations_together(seed):
     assert np.bincount(folds).min() > len(seed) / 5 * 0.8
 
 
-def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings, seed_subset, tmp_path):
+def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings, seed_half, tmp_path):
     """The default path's real data, made small: real-train joins training, real-test never does, the
     thresholds follow the real rows, and the gate judges both models on real-test."""
     from tests.conftest import ROOT, XCI
@@ -129,10 +129,8 @@ def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings,
     some = pd.concat([labels.iloc[::5], crises]).drop_duplicates("tweet_id")  # ~700 tweets, every crisis
     path = tmp_path / "labels.csv"
     some.to_csv(path, index=False)
-    seed = tmp_path / "seed-half.csv"  # half the subset (388 messages): the real rows are under test
-    pd.read_csv(seed_subset, dtype=str, keep_default_na=False).iloc[::2].to_csv(seed, index=False)
     config = TrainConfig.from_dict({**FROZEN_CONFIG, "real_data": {"texts": str(XCI), "labels": str(path)}})
-    first = train_and_log([seed], config, settings, progress=False)
+    first = train_and_log([seed_half], config, settings, progress=False)
     client = configure_mlflow(settings)
     run = client.get_run(first.run_id)
     trained = pd.read_parquet(client.download_artifacts(first.run_id, "oof_predictions.parquet"))
@@ -147,7 +145,7 @@ def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings,
     plots = {a.path.removeprefix("plots/") for a in client.list_artifacts(first.run_id, "plots")}
     assert {f"real_test_{h}_confusion.png" for h in HEADS} <= plots
     # a second model is judged against the champion on real-test as well
-    second = train_and_log([seed], config.model_copy(update={"seed": 7}), settings, progress=False)
+    second = train_and_log([seed_half], config.model_copy(update={"seed": 7}), settings, progress=False)
     real_checks = {c.name: c for c in second.gate.checks if c.name.startswith("real_test.")}
     assert set(real_checks) == {f"real_test.{h}.macro_f1" for h in HEADS}
     for check in real_checks.values():

@@ -57,3 +57,10 @@ def test_an_encoder_is_exported_once_and_copied_into_each_model(exported, encode
     exports.copy_into(encoder.path, encoder.fingerprint, tmp_path / "encoder" / ONNX_DIR)
     assert np.array_equal(Encoder(tmp_path / "encoder", backend="onnx").encode(TEXTS),
                           Encoder(exported, backend="onnx").encode(TEXTS))
+
+
+def test_only_the_most_recently_used_exports_are_kept(encoder, tmp_path):
+    exports = OnnxExports(tmp_path / "exports", keep=1)
+    first = exports.get(encoder.path, "first")
+    second = exports.get(encoder.path, "second")  # the same weights under another key: exported again
+    assert (second / FP32).is_file() and not first.exists()

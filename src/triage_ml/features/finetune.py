@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from triage_ml.errors import ConfigError
+from triage_ml.features.folders import build_into, keep_newest
 
 FINETUNE_META = "finetune.json"
 
@@ -263,22 +263,7 @@ class FineTunedEncoders:
             meta = json.loads((done / FINETUNE_META).read_text())
             return FineTuneResult(done, meta["epoch_losses"], meta["seconds"], cached=True)
         start = time.perf_counter()
-        # Built beside its final place, then renamed (atomic on one file system); a concurrent trainer of
-        # the same key may win the rename, and then its identical folder is used.
-        self.root.mkdir(parents=True, exist_ok=True)
-        target = self.root / f".build-{key}-{os.getpid()}"
-        shutil.rmtree(target, ignore_errors=True)
-        losses = finetune(base, texts, tasks, config, target, seed=seed, threads=threads, progress=progress,
-                          desc=desc)
-        try:
-            os.replace(target, done)
-        except OSError:
-            shutil.rmtree(target, ignore_errors=True)
-        self._prune()
+        losses = build_into(self.root, key, lambda target: finetune(
+            base, texts, tasks, config, target, seed=seed, threads=threads, progress=progress, desc=desc))
+        keep_newest(self.root, self.keep, FINETUNE_META)
         return FineTuneResult(done, losses, time.perf_counter() - start, cached=False)
-
-    def _prune(self) -> None:
-        folders = sorted((p for p in self.root.iterdir() if (p / FINETUNE_META).is_file()),
-                         key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in folders[self.keep:]:
-            shutil.rmtree(old, ignore_errors=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from triage_ml.features.folders import build_into, keep_newest
+
 ONNX_DIR = "onnx"
 FP32 = "model.onnx"
 INT8 = "model_int8.onnx"
@@ -55,25 +57,21 @@ def export_onnx(encoder_dir: Path, *, quantize: bool = True, out: Path | None = 
 class OnnxExports:
     """ONNX exports kept under ``root`` by encoder fingerprint, so that an encoder is exported once however
     many models are saved with it (the frozen base encoder, a fine-tune reused by a retrain): 3-9 s each,
-    most of it importing the exporter in a fresh process."""
+    most of it importing the exporter in a fresh process. The ``keep`` most recently used are kept (~113 MB
+    each for MiniLM), as fine-tuned encoders are."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keep: int = 16) -> None:
         self.root = root
+        self.keep = keep
 
     def get(self, encoder_dir: Path, fingerprint: str) -> Path:
         """The folder holding the fp32 and int8 exports of the encoder ``encoder_dir`` (fingerprint given)."""
         done = self.root / fingerprint
         if (done / FP32).is_file() and (done / INT8).is_file():
+            os.utime(done)
             return done
-        # Built beside its final place, then renamed: a concurrent exporter of the same encoder may win the
-        # rename, and its identical folder is used.
-        build = self.root / f".build-{fingerprint}-{os.getpid()}"
-        shutil.rmtree(build, ignore_errors=True)
-        export_onnx(encoder_dir, out=build)
-        try:
-            os.replace(build, done)
-        except OSError:
-            shutil.rmtree(build, ignore_errors=True)
+        build_into(self.root, fingerprint, lambda build: export_onnx(encoder_dir, out=build))
+        keep_newest(self.root, self.keep, FP32)
         return done
 
     def copy_into(self, encoder_dir: Path, fingerprint: str, dest: Path, names: tuple[str, ...] = (FP32, INT8)) -> None:
