@@ -127,7 +127,7 @@ def seed_subset(tmp_path_factory, seed) -> Path:
 
 @pytest.fixture(scope="session")
 def seed_half(tmp_path_factory, seed) -> Path:
-    """Every fourth seed row (388 messages, every class of every head, 47 crises): for the trainings whose
+    """Every fourth seed row (388 messages, every class of every head, 52 crises): for the trainings whose
     subject is not the model (the store's export, the real rows, the loop's retrain)."""
     from triage_ml.data import write_table
 
