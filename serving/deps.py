@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
@@ -26,6 +27,7 @@ from triage_ml.scoring import LoadedModel, ScoredMessage
 from triage_ml.settings import Settings
 from triage_ml.store.db import Store
 from triage_ml.store.keys import Identity, hash_key
+from triage_ml.times import parse_since
 
 
 def get_state(request: Request) -> ServiceState:
@@ -164,13 +166,27 @@ def speaks_for(person: str | None, named: str | None, field: str) -> str:
     names nobody, so the body must (422)."""
     if person is None:
         if named is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": (
-                "field required: this API key is a service account's, so name the person; a personal key "
-                "(`triage-ml keys create`) fills it in")}])
+            raise unprocessable(field, "field required: this API key is a service account's, so name the person; "
+                                "a personal key (`triage-ml keys create`) fills it in")
         return named
     if named is not None and named != person:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"{field}: this key belongs to '{person}'")
     return person
+
+
+def unprocessable(field: str, message: str) -> HTTPException:
+    """A 422 in the shape every validation error has: [{field, message}]."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": message}])
+
+
+def query_time(value: str | None, field: str) -> datetime | None:
+    """A time query parameter: a duration before now (30d, 24h, 90m) or an ISO date; 422 naming ``field``."""
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise unprocessable(field, str(exc)) from None
 
 
 def require(*roles: str) -> Callable[[str], str]:

@@ -13,10 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.middleware import Guard
 from serving.models import Loader
-from serving.routes import admin, alerts, feedback, health, model, score, webhooks
+from serving.routes import admin, alerts, audit, drafts, feedback, health, model, routing, score, webhooks
 from serving.state import ServiceState
 from triage_ml import __version__
-from triage_ml.errors import ConflictError, NotFoundError, ReviewUnavailableError, StoreUnavailableError
+from triage_ml.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ReviewUnavailableError,
+    StoreUnavailableError,
+)
 from triage_ml.settings import Settings, get_settings
 
 log = logging.getLogger("triage_ml.serving")
@@ -38,8 +44,8 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None) -
 
     app = FastAPI(title="triage-ml", version=__version__, lifespan=lifespan,
                   description="Scores inbound social messages: actionable, priority tier, crisis risk, route.")
-    for router in (score.router, feedback.router, alerts.router, model.router, admin.router, health.router,
-                   webhooks.router):
+    for router in (score.router, feedback.router, drafts.router, alerts.router, model.router, admin.router,
+                   audit.router, routing.router, health.router, webhooks.router):
         app.include_router(router)
 
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds,
@@ -54,6 +60,10 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None) -
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ForbiddenError)
+    async def forbidden(_: Request, exc: ForbiddenError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.exception_handler(ConflictError)
     async def conflict(_: Request, exc: ConflictError) -> JSONResponse:

@@ -44,10 +44,18 @@ class ScoreRequest(BaseModel):
     messages: Annotated[list[MessageIn], Field(min_length=1, description="one message is a batch of one")]
 
 
+class SignOffOut(BaseModel):
+    required: bool = Field(description="a reply needs approval before it goes out (POST /v1/drafts)")
+    by: Literal["lead", "pr"] | None = Field(description="who signs it off: pr when any reason asks for PR")
+    reasons: list[str]
+
+
 class RouteOut(BaseModel):
     action: str
     team: str | None
     rule: str
+    approval: SignOffOut = Field(description="the map's approval section for this route; an agent on probation "
+                                 "also needs a lead's sign-off, decided when they draft the reply")
 
 
 class SimilarExample(BaseModel):
@@ -149,6 +157,9 @@ class DecisionResult(BaseModel):
     message_id: str
     labels: LabelsOut
     disputes: list[int] = Field(description="disputes this decision opened or joined")
+    unapproved_reply: dict[str, Any] | None = Field(None, description=(
+        "for a 'responded' decision on a message whose reply needed sign-off and has no approved draft: what "
+        "sign-off it needed. The decision is stored, flagged in the audit trail and counted in the agent report"))
 
 
 class FeedbackResponse(BaseModel):
@@ -209,6 +220,96 @@ class DisputeList(BaseModel):
     limit: int = Field(description="the page size applied (default 50, at most 100)")
     offset: int = Field(description="disputes skipped before this page")
     total: int = Field(description="disputes in this state, over all pages")
+    next_offset: int | None = Field(description="the offset of the next page; null after the last")
+
+
+# -- reply drafts and sign-off -----------------------------------------------------------------------------------
+class DraftRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: StoredId = Field(description="client-generated idempotency key; a replay changes nothing")
+    message_id: StoredId = Field(description="the message the reply answers (scored with this id)")
+    agent: StoredId | None = Field(None, description=f"who wrote it: {PERSON}")
+    text: MessageText = Field(description="the reply as it would go out")
+
+
+class DraftVerdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lead: StoredId | None = Field(None, description=f"who signs off: {PERSON}")
+    note: Annotated[str | None, Field(max_length=2000, description="for the agent (and the audit trail)")] = None
+
+
+class Draft(BaseModel):
+    id: int
+    event_id: str
+    message_id: str
+    agent: str
+    text: str
+    state: Literal["pending", "approved", "rejected"]
+    approval: SignOffOut = Field(description="what sign-off the reply needed when it was submitted")
+    submitted_at: str
+    decided_at: str | None
+    decided_by: str | None = Field(description="the lead who approved or rejected it; null when none was needed")
+    note: str | None
+    message_text: str | None = Field(None, description="the message the reply answers")
+
+
+class DraftList(BaseModel):
+    drafts: list[Draft]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+# -- the escalation map ------------------------------------------------------------------------------------------
+class RoutingMapView(BaseModel):
+    version: str = Field(description="the SHA-256 of the map's text, first 12 hex digits")
+    yaml: str = Field(description="the map's text, as its file holds it")
+    map: dict[str, Any] = Field(description="the map's fields, defaults filled in")
+
+
+class MapChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    yaml: Annotated[str, Field(min_length=1, max_length=200_000, description="the whole new map, YAML")]
+    base_version: Annotated[str | None, Field(max_length=64, description=(
+        "the version you edited (GET /v1/routing); refused with 409 if the map changed since"))] = None
+    note: Annotated[str | None, Field(max_length=2000, description="why: kept in the history and audit")] = None
+
+
+class RoutingVersion(BaseModel):
+    version: str
+    loaded_at: str
+    source: Literal["file", "api"]
+    actor: str | None = Field(description="who installed it through the API; null for a file edit")
+    note: str | None
+    previous: str | None = Field(description="the version before it; null for the first")
+    diff: str = Field(description="unified diff from the previous version")
+
+
+class RoutingHistory(BaseModel):
+    versions: list[RoutingVersion]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+# -- the audit trail (admin) ------------------------------------------------------------------------------------
+class AuditEntry(BaseModel):
+    id: int
+    at: str = Field(description="when it was written (UTC, ISO 8601)")
+    kind: str = Field(description="what happened: decision, label.lead, dispute.opened, draft.approved, ...")
+    actor: str | None = Field(description="the agent or lead; null for a service account's key")
+    role: str | None = Field(description="the role it was written as: a key's role, or cli, label-studio, service")
+    subject: str | None = Field(description="what it is about, e.g. message:m-1, dispute:3, draft:7, model:4")
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    limit: int
+    offset: int
+    total: int = Field(description="entries matching the filters, over all pages")
     next_offset: int | None = Field(description="the offset of the next page; null after the last")
 
 

@@ -37,7 +37,7 @@ class ServiceState:
         self.store = Store(settings.database_url, auto_migrate=settings.database_auto_migrate)
         self.keyring = KeyRing(settings, self.store)
         self.metrics = ServiceMetrics()
-        self.maps = MapHolder(settings.routing_path)
+        self.maps = MapHolder(settings.routing_path, self.store)
         self.models = ModelHolder(settings, client_for(settings), loader,  # explicit store URIs: no MLflow global
                                   on_change=lambda m: self.metrics.set_model(m.name, m.version))
         self.batcher = MicroBatcher(self._score_batch, max_items=settings.batch_max_messages,
@@ -59,6 +59,7 @@ class ServiceState:
         except StoreUnavailableError as exc:  # scoring works without it; feedback answers 503 until it is back
             log.error("%s; feedback and disputes answer 503 until it is reachable", exc)
         await self.keyring.refresh()
+        await anyio.to_thread.run_sync(self.maps.record)
         await self.models.reload(force=True)
         self.spikes.start()
         self.batcher.start()
@@ -96,7 +97,7 @@ class ServiceState:
         next_model_check = loop.time() + self.settings.model_poll_seconds
         while True:
             await asyncio.sleep(self.settings.routing_poll_seconds)
-            self.maps.follow_file()
+            await anyio.to_thread.run_sync(self.maps.follow_file)
             await self.keyring.refresh()
             if self.settings.model_poll_seconds and loop.time() >= next_model_check:
                 next_model_check = loop.time() + self.settings.model_poll_seconds

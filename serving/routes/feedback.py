@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 import anyio
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from serving.deps import Agent, AgentOrLead, DisputePolicyDep, Lead, Person, SettingsDep, StoreDep, speaks_for
+from serving.deps import (
+    Agent,
+    AgentOrLead,
+    DisputePolicyDep,
+    Lead,
+    MapsDep,
+    Person,
+    SettingsDep,
+    StoreDep,
+    speaks_for,
+)
 from serving.schemas import Dispute, DisputeList, FeedbackRequest, FeedbackResponse, FlagRequest, Resolution
 from triage_ml.labels import feedback
 
@@ -23,7 +33,7 @@ ERRORS = {401: {"description": "missing or invalid X-API-Key"},
     409: {"description": "event_id reused for a different decision"}, 413: {"description": "batch over the limit"},
     422: {"description": "invalid decision"}})
 async def post_feedback(body: FeedbackRequest, settings: SettingsDep, store: StoreDep, policy: DisputePolicyDep,
-                        _: Agent, person: Person) -> FeedbackResponse:
+                        maps: MapsDep, role: Agent, person: Person) -> FeedbackResponse:
     """Record agent decisions as labels. Idempotent per ``event_id``: a replay answers the same and writes
     nothing. The batch is stored atomically, and the answer comes only after the commit. With a personal key,
     every decision is the key's agent's: ``agent`` may be left out, and naming anyone else refuses the batch."""
@@ -32,7 +42,8 @@ async def post_feedback(body: FeedbackRequest, settings: SettingsDep, store: Sto
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                             f"decisions: {len(body.decisions)} in one request; the limit is {limit}")
     decisions = [d.by(speaks_for(person, d.agent, f"decisions.{i}.agent")) for i, d in enumerate(body.decisions)]
-    results = await anyio.to_thread.run_sync(feedback.record_decisions, store, decisions, policy)
+    results = await anyio.to_thread.run_sync(feedback.record_decisions, store, decisions, policy, role,
+                                              maps.current)
     return FeedbackResponse(results=results)
 
 
@@ -66,9 +77,9 @@ async def get_dispute(dispute_id: DisputeId, store: StoreDep, _: Lead) -> Disput
 
 @router.post("/disputes/{dispute_id}/resolve", response_model=Dispute, responses={
     **ERRORS, 404: {"description": "no such dispute"}, 409: {"description": "already resolved"}})
-async def resolve(dispute_id: DisputeId, body: Resolution, store: StoreDep, _: Lead, person: Person) -> Dispute:
+async def resolve(dispute_id: DisputeId, body: Resolution, store: StoreDep, role: Lead, person: Person) -> Dispute:
     """A lead's gold label: stored with source ``lead``, and the dispute is closed."""
     lead = speaks_for(person, body.lead, "lead")
     view = await anyio.to_thread.run_sync(feedback.resolve_dispute, store, dispute_id, lead,
-                                          body.labels(), body.note)
+                                          body.labels(), body.note, role)
     return Dispute(**view)

@@ -68,3 +68,8 @@ class KeyRequestError(TriageError, ValueError):
 class ReviewUnavailableError(TriageError, ConnectionError):
     """Label Studio cannot be reached, refuses the token or refuses a request; nothing was marked pushed or
     resolved."""
+
+
+class ForbiddenError(TriageError, PermissionError):
+    """The caller may not do this to this item, whatever their role allows elsewhere: e.g. approving one's own
+    draft (403)."""

@@ -7,13 +7,15 @@ rule whose conditions all hold gives the route.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from triage_ml.errors import ConfigError
 from triage_ml.taxonomy import CRISIS_KINDS
@@ -83,6 +85,26 @@ class AuthorLists(BaseModel):
     monitor: list[str] = []
 
 
+Approver = Literal["lead", "pr"]
+
+
+class Probation(BaseModel):
+    """A new agent whose every reply a lead signs off, up to and including ``until``."""
+
+    model_config = ConfigDict(extra="forbid")
+    agent: str = Field(min_length=1, max_length=256)
+    until: date
+
+
+class ApprovalPolicy(BaseModel):
+    """Which replies need a sign-off before they go out: those to messages a rule named in ``routes`` routed
+    (by a lead or PR), and every reply of an agent on probation (by a lead)."""
+
+    model_config = ConfigDict(extra="forbid")
+    routes: dict[str, Approver] = {}
+    probation: list[Probation] = []
+
+
 class RoutingMap(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = 1
@@ -90,6 +112,7 @@ class RoutingMap(BaseModel):
     authors: AuthorLists = AuthorLists()
     sensitive_topics: list[Topic] = []
     rules: list[Rule] = Field(min_length=1)
+    approval: ApprovalPolicy = ApprovalPolicy()
 
     @field_validator("rules")
     @classmethod
@@ -98,9 +121,54 @@ class RoutingMap(BaseModel):
             raise ValueError("the last rule must have no conditions, so that every message gets a route")
         return rules
 
+    @model_validator(mode="after")
+    def _approval_names_rules(self) -> RoutingMap:
+        names = [r.name for r in self.rules] + list(AUTHOR_RULES)
+        for name in self.approval.routes:
+            if name not in names:
+                raise ValueError(f"approval.routes: no rule is named {name!r}; use a rule's name: {', '.join(names)}")
+        return self
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _problem(err: Any) -> str:
+    """A validation error's message with its fix: an unknown field lists the fields accepted there."""
+    if err.get("type") == "extra_forbidden":
+        parents = [p for p in err["loc"][:-1] if isinstance(p, str)]
+        model = _MODEL_AT.get(parents[-1]) if parents else RoutingMap
+        accepted = f"; accepted here: {', '.join(model.model_fields)}" if model else ""
+        return f"unknown field{accepted}"
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
 
 # The message fields a map's rules read (``EscalationMap.route``'s keywords of the same names).
 ROUTED_FIELDS: Final = ("author", "channel", "brand", "is_private")
+
+
+AUTHOR_RULES: Final = ("authors.block", "authors.monitor")  # the rule names of the author lists' routes
+
+
+@dataclass(frozen=True)
+class SignOff:
+    """Whether a reply needs approval before it goes out, by whom (``pr`` when any reason asks for PR, else
+    ``lead``), and why."""
+
+    required: bool
+    by: Approver | None
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"required": self.required, "by": self.by, "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> SignOff:
+        return NO_SIGN_OFF if not d else cls(bool(d["required"]), d.get("by"), tuple(d.get("reasons", ())))
+
+
+NO_SIGN_OFF: Final = SignOff(False, None)
 
 
 @dataclass(frozen=True)
@@ -108,9 +176,15 @@ class Route:
     action: str
     team: str | None
     rule: str
+    approval: SignOff = NO_SIGN_OFF
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {"action": self.action, "team": self.team, "rule": self.rule}
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "team": self.team, "rule": self.rule, "approval": self.approval.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Route:
+        """A route as ``to_dict`` wrote it (results stored before sign-off existed have no ``approval``)."""
+        return cls(d["action"], d.get("team"), d["rule"], SignOff.from_dict(d.get("approval")))
 
 
 class EscalationMap:
@@ -123,26 +197,42 @@ class EscalationMap:
         self._topic_kinds = {t.name: t.crisis_kind for t in spec.sensitive_topics if t.crisis_kind}
         self._block = {a.lower().lstrip("@") for a in spec.authors.block}
         self._monitor = {a.lower().lstrip("@") for a in spec.authors.monitor}
+        self._probation = {p.agent.lower().lstrip("@"): p.until for p in spec.approval.probation}
+        self.text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EscalationMap:
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{path}: routing map not found") from None
         except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8 text
             raise ConfigError(f"{path}: routing map unreadable ({type(exc).__name__}: {exc}); it must be a UTF-8 "
                               "YAML file") from None
+        return cls.from_text(text, str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<map>") -> EscalationMap:
+        """The map in ``text`` (YAML); ConfigError names ``source``, the field and what it accepts."""
+        try:
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(f"{path}: invalid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+            raise ConfigError(f"{source}: invalid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
         try:
-            return cls(RoutingMap.model_validate(raw), source=str(path))
+            routes = cls(RoutingMap.model_validate(raw), source=source)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise ConfigError(f"{path}: '{field}': {err['msg']}") from None
+            raise ConfigError(f"{source}: '{field}': {_problem(err)}") from None
+        routes.text = text
+        return routes
+
+    @property
+    def version(self) -> str:
+        """The map's version: the SHA-256 of its text (12 hex digits), the same on every worker."""
+        return content_hash(self.text)[:12]
 
     @property
     def crisis_floor(self) -> float:
@@ -156,14 +246,29 @@ class EscalationMap:
         """The crisis kind of the first matched topic that names one."""
         return next((self._topic_kinds[t] for t in topics if t in self._topic_kinds), None)
 
+    def sign_off(self, rule: str, agent: str | None = None, on: date | None = None) -> SignOff:
+        """Whether a reply to a message routed by ``rule`` needs sign-off; with ``agent``, also whether that agent
+        is on probation on day ``on`` (default today, UTC)."""
+        reasons, by = [], set()
+        if (approver := self.spec.approval.routes.get(rule)) is not None:
+            reasons.append(f"route '{rule}' needs {approver} sign-off")
+            by.add(approver)
+        until = self._probation.get((agent or "").lower().lstrip("@"))
+        if until is not None and (on or datetime.now(UTC).date()) <= until:
+            reasons.append(f"agent '{agent}' is on probation until {until.isoformat()}")
+            by.add("lead")
+        if not reasons:
+            return NO_SIGN_OFF
+        return SignOff(True, "pr" if "pr" in by else "lead", tuple(reasons))
+
     def route(self, *, actionable: bool, priority_tier: int | None, crisis: bool, topics: list[str],
               author: str | None = None, channel: str | None = None, brand: str | None = None,
               is_private: bool | None = None, crisis_kind: str | None = None) -> Route:
         handle = (author or "").lower().lstrip("@")
         if handle and handle in self._block:
-            return Route("block", None, "authors.block")
+            return Route("block", None, AUTHOR_RULES[0], self.sign_off(AUTHOR_RULES[0]))
         if handle and handle in self._monitor:
-            return Route("monitor", None, "authors.monitor")
+            return Route("monitor", None, AUTHOR_RULES[1], self.sign_off(AUTHOR_RULES[1]))
         facts = {"crisis": crisis, "actionable": actionable, "priority_tier": priority_tier,
                  "sensitive_topic": bool(topics), "is_private": is_private}
         for rule in self.spec.rules:
@@ -176,5 +281,11 @@ class EscalationMap:
                 continue
             if cond.crisis_kind is not None and crisis_kind not in cond.crisis_kind:
                 continue
-            return Route(rule.action, rule.team, rule.name)
+            return Route(rule.action, rule.team, rule.name, self.sign_off(rule.name))
         raise AssertionError("unreachable: the last rule has no conditions")  # pragma: no cover
+
+
+# the model that validates what sits under a key of the map, for naming the accepted fields of an unknown one
+_MODEL_AT: Final[dict[str, type[BaseModel]]] = {"when": Condition, "authors": AuthorLists, "rules": Rule,
+                                                 "sensitive_topics": Topic, "approval": ApprovalPolicy,
+                                                 "probation": Probation}

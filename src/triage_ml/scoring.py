@@ -74,7 +74,7 @@ class ScoredMessage:
         return cls(message_id=d["message_id"], actionable=d["actionable"], actionable_prob=d["actionable_prob"],
                    priority_tier=d["priority_tier"], tier_probs=d["tier_probs"], crisis_risk=d["crisis_risk"],
                    crisis=d["crisis"], crisis_kind=CrisisKind(**d["crisis_kind"]) if d.get("crisis_kind") else None,
-                   route=Route(**d["route"]), topics=tuple((explanation or {}).get("topics", ())),
+                   route=Route.from_dict(d["route"]), topics=tuple((explanation or {}).get("topics", ())),
                    explanation=explanation)
 
     def flat(self) -> dict[str, Any]:
@@ -84,7 +84,8 @@ class ScoredMessage:
                 "priority_tier": self.priority_tier, "tier1_prob": probs.get("1"), "tier2_prob": probs.get("2"),
                 "crisis_risk": self.crisis_risk, "crisis": self.crisis, "crisis_kind": kind and kind.kind,
                 "crisis_kind_prob": kind and kind.probability, "route_action": self.route.action,
-                "route_team": self.route.team, "route_rule": self.route.rule, "topics": list(self.topics)}
+                "route_team": self.route.team, "route_rule": self.route.rule,
+                "route_sign_off": self.route.approval.by, "topics": list(self.topics)}
 
 
 FLAT_COLUMNS: Final = tuple(ScoredMessage(None, False, 0.0, None, None, 0.0, False, None,

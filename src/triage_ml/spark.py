@@ -35,7 +35,8 @@ RESULT_TYPE = ("actionable boolean, actionable_prob double, priority_tier double
 # After the escalation map: the API's fields, with tier_probs and route flattened as in score-batch.
 ESCALATED_TYPE = ("actionable boolean, actionable_prob double, priority_tier long, tier1_prob double, "
                   "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double, "
-                  "route_action string, route_team string, route_rule string, sensitive_topics array<string>")
+                  "route_action string, route_team string, route_rule string, route_sign_off string, "
+                  "sensitive_topics array<string>")
 _ESCALATED_NAMES = [field.split()[0] for field in ESCALATED_TYPE.split(", ")]
 OUTPUT_COLUMNS = (*_ESCALATED_NAMES, "model_version")
 _MODEL_FIELDS = tuple(field.split()[0] for field in RESULT_TYPE.split(", "))

@@ -36,8 +36,8 @@ ID_FIELDS = ("message_id", *STRING_FIELDS)  # read as text when a file's reader 
 OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "actionable_prob": "Float64",
           "priority_tier": "Int64", "tier1_prob": "Float64", "tier2_prob": "Float64", "crisis_risk": "Float64",
           "crisis": "boolean", "crisis_kind": "string", "crisis_kind_prob": "Float64", "route_action": "string",
-          "route_team": "string", "route_rule": "string", "explanation": "string", "terms": "string",
-          "topics": "string", "model_version": "string"}
+          "route_team": "string", "route_rule": "string", "route_sign_off": "string", "explanation": "string",
+          "terms": "string", "topics": "string", "model_version": "string"}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from triage_ml.cli.common import keys_app, settings_from_env
+from triage_ml.store.audit import cli_actor
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ def keys_create_cmd(
     """Create a key for one person. The key is printed once, alone on stdout; only its hash is stored."""
     from triage_ml.store.keys import create_key
 
-    key, view = _with_store(lambda store: create_key(store, role, name))
+    key, view = _with_store(lambda store: create_key(store, role, name, cli_actor()))
     typer.echo(f"created {view['role']} key for '{view['name']}'; it is shown once, below: hand it over now", err=True)
     typer.echo(key)
 
@@ -42,7 +43,7 @@ def keys_revoke_cmd(name: Annotated[str, typer.Argument(help="whose active key t
     """Revoke a person's active key; a running service refuses it within its poll interval."""
     from triage_ml.store.keys import revoke_key
 
-    view = _with_store(lambda store: revoke_key(store, name))
+    view = _with_store(lambda store: revoke_key(store, name, cli_actor()))
     poll = settings_from_env().routing_poll_seconds
     typer.echo(f"revoked {view['name']}'s {view['role']} key (created {_minute(view['created_at'])}); running "
                f"services refuse it within {poll:g} s (TRIAGE_ROUTING_POLL_SECONDS)")

@@ -1,4 +1,4 @@
-"""Monitoring reports: drift of recent messages against the training set."""
+"""Reports: drift of recent messages against the training set; the audit trail."""
 
 from __future__ import annotations
 
@@ -11,24 +11,14 @@ import typer
 
 from triage_ml.cli.common import model_with_oof, report_app, settings_from_env
 from triage_ml.errors import TriageError
+from triage_ml.times import parse_since
 
 
 def _since(text: str) -> datetime:
-    """'7d', '24h', '90m' before now, or an ISO date/time."""
-    import re
-    from datetime import UTC, timedelta
-
-    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if match:
-        n, unit = int(match[1]), match[2]
-        name = {"d": "days", "h": "hours", "m": "minutes"}[unit]
-        return datetime.now(UTC) - timedelta(**{name: n})
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise TriageError(f"--since '{text}': use a duration like 7d, 24h or 90m, or an ISO date such as "
-                          "2026-11-01") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_since(text)
+    except ValueError as exc:
+        raise TriageError(f"--since {exc}") from None
 
 
 @report_app.command("drift")
@@ -85,3 +75,41 @@ def report_drift_cmd(
         typer.echo(f"  {g['group']:<28} n={g['n_recent']:<6} centroid distance {g['centroid_distance']:.4f}  "
                    f"actionable {g['recent_actionable']:.1%}  crisis {g['recent_crisis']:.1%}")
     typer.echo(f"plot {out / 'drift.png'}; table {out / 'drift.json'}")
+
+
+@report_app.command("audit")
+def report_audit_cmd(
+    kind: Annotated[str | None, typer.Option(help="a kind (decision, draft.approved) or a family (dispute)")] = None,
+    actor: Annotated[str | None, typer.Option(help="the agent or lead")] = None,
+    since: Annotated[str, typer.Option(help="window start: 30d, 24h, 90m or an ISO date")] = "30d",
+    until: Annotated[str | None, typer.Option(help="window end (exclusive), like --since; default now")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many entries, oldest first")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line instead of a table")] = False,
+) -> None:
+    """The audit trail from the label store: who decided, labelled, resolved, approved, promoted or changed the
+    map, and when."""
+    from triage_ml.store import audit
+    from triage_ml.store.db import Store
+
+    try:
+        audit.check_kind(kind) if kind is not None else None
+    except ValueError as exc:
+        raise TriageError(f"--kind: {exc}") from None
+    start = _since(since)
+    end = None if until is None else _since(until)
+    store = Store(settings_from_env().database_url)
+    try:
+        page = audit.page(store, kind=kind, actor=actor, since=start, until=end, limit=limit)
+    finally:
+        store.dispose()
+    for entry in page["entries"]:
+        if as_json:
+            typer.echo(json.dumps(entry, sort_keys=True))
+        else:
+            who = f"{entry['actor'] or '-'} ({entry['role'] or '-'})"
+            typer.echo(f"{entry['at'][:19]}  {entry['kind']:<17} {who:<28} {entry['subject'] or '-':<24} "
+                       f"{json.dumps(entry['detail'], sort_keys=True)}")
+    more = f"; {page['total'] - len(page['entries'])} more: raise --limit or narrow --since" \
+        if page["total"] > len(page["entries"]) else ""
+    typer.echo(f"{len(page['entries'])} of {page['total']} entries since {start.isoformat(timespec='minutes')}{more}",
+               err=True)

@@ -25,9 +25,14 @@ from triage_ml.labels.disputes import (
     crisis_vs_escalation,
     merge_reasons,
 )
+from triage_ml.labels.drafts import approved_reply, sign_off_for
 from triage_ml.messages import CONTEXT_FIELDS, Message, message_record
+from triage_ml.routing import EscalationMap
+from triage_ml.store import audit
+from triage_ml.store.audit import Actor
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DecisionRow, DisputeRow, LabelRow, MessageRow, PredictionRow
+from triage_ml.times import as_utc
 
 
 def labels_out(labels: dict[str, int]) -> dict[str, Any]:
@@ -110,16 +115,22 @@ def _prediction(session: Session, message_id: str, version: str | None) -> dict[
 
 
 # -- disputes --------------------------------------------------------------------------------------------
-def _open_or_join(session: Session, message_id: str, reasons: list[dict[str, Any]]) -> DisputeRow:
+def _open_or_join(session: Session, message_id: str, reasons: list[dict[str, Any]],
+                  actor: Actor) -> tuple[DisputeRow, bool]:
+    """The message's open dispute with ``reasons`` added, and whether it is new (audited as ``dispute.opened``)."""
     dispute = session.scalar(select(DisputeRow).where(DisputeRow.message_id == message_id,
                                                       DisputeRow.state == "open").with_for_update())
     if dispute is None:
         dispute = DisputeRow(message_id=message_id, state="open", reasons=merge_reasons([], reasons))
         session.add(dispute)
-    else:  # a repeated reason is counted, not stored again; a new list, so the JSON column is written
-        dispute.reasons = merge_reasons(dispute.reasons, reasons)
+        session.flush()
+        audit.record(session, "dispute.opened", actor, f"dispute:{dispute.id}", message_id=message_id,
+                     rules=sorted({r["rule"] for r in reasons}))
+        return dispute, True
+    # a repeated reason is counted, not stored again; a new list, so the JSON column is written
+    dispute.reasons = merge_reasons(dispute.reasons, reasons)
     session.flush()
-    return dispute
+    return dispute, False
 
 
 def _now() -> datetime:
@@ -127,10 +138,14 @@ def _now() -> datetime:
 
 
 # -- decisions -------------------------------------------------------------------------------------------
-def record_decisions(store: Store, decisions: Sequence[Decision], policy: DisputePolicy) -> list[dict[str, Any]]:
+def record_decisions(store: Store, decisions: Sequence[Decision], policy: DisputePolicy,
+                     role: str | None = "agent", routes: EscalationMap | None = None) -> list[dict[str, Any]]:
     """Store a batch of decisions atomically; returns one response per decision, in order. A replayed event
     gets the response it got the first time; an event id reused for a different decision raises
-    ConflictError, and a decision on an unknown message without its text raises NotFoundError."""
+    ConflictError, and a decision on an unknown message without its text raises NotFoundError. Each new
+    decision adds a ``decision`` entry to the audit trail (``role``: the sender's). With ``routes``, a
+    'responded' decision whose reply needed sign-off (the map's approval section) and has no approved draft
+    is stored with ``unapproved_reply`` and a ``reply.unapproved`` audit entry."""
 
     def tx(session: Session) -> list[dict[str, Any]]:
         results: dict[int, dict[str, Any]] = {}
@@ -155,13 +170,14 @@ def record_decisions(store: Store, decisions: Sequence[Decision], policy: Disput
                 continue
             fields = {f: getattr(d, f) for f in CONTEXT_FIELDS}
             _ensure_message(session, d.message_id, d.text, fields, where=f"decisions.{i}.message_id")
-            results[i] = _apply(session, d, digest, policy)
+            results[i] = _apply(session, d, digest, policy, role, routes)
         return [results[i] for i in range(len(decisions))]
 
     return store.write(tx)
 
 
-def _apply(session: Session, d: Decision, digest: str, policy: DisputePolicy) -> dict[str, Any]:
+def _apply(session: Session, d: Decision, digest: str, policy: DisputePolicy, role: str | None,
+           routes: EscalationMap | None) -> dict[str, Any]:
     now = _now()
     labels = d.labels()
     row = DecisionRow(event_id=d.event_id, message_id=d.message_id, agent=d.agent, action=d.action,
@@ -187,30 +203,46 @@ def _apply(session: Session, d: Decision, digest: str, policy: DisputePolicy) ->
                              *agent_vs_model(d.agent, labels, prediction, policy),
                              *crisis_vs_escalation(d.agent, d.action, labels, prediction, policy)]
     disputes = []
+    actor = Actor(d.agent, role)
     if reasons:
         stamp = {"decision_id": row.id, "by": d.agent, "at": now.isoformat()}
-        disputes.append(_open_or_join(session, d.message_id, [r.to_dict(**stamp) for r in reasons]).id)
-    row.response = {"event_id": d.event_id, "decision_id": row.id, "message_id": d.message_id,
-                    "labels": labels_out(labels), "disputes": disputes}
+        disputes.append(_open_or_join(session, d.message_id, [r.to_dict(**stamp) for r in reasons], actor)[0].id)
+    response = {"event_id": d.event_id, "decision_id": row.id, "message_id": d.message_id,
+                "labels": labels_out(labels), "disputes": disputes}
+    if d.action == "responded" and routes is not None:
+        need = sign_off_for(session, routes, d.message_id, d.agent, as_utc(d.decided_at or now).date())
+        if need.required and approved_reply(session, d.message_id) is None:
+            response["unapproved_reply"] = need.to_dict()
+            audit.record(session, "reply.unapproved", actor, f"message:{d.message_id}", decision_id=row.id,
+                         approval=need.to_dict())
+    row.response = response  # assigned whole: a JSON column does not see changes made in place
+    audit.record(session, "decision", actor, f"message:{d.message_id}", event_id=d.event_id, decision_id=row.id,
+                 action=d.action, labels=labels_out(labels), disputes=disputes)
     return row.response
 
 
 # -- leads -----------------------------------------------------------------------------------------------
 def flag_dispute(store: Store, message_id: str, by: str, role: str, detail: str,
                  text: str | None = None) -> dict[str, Any]:
-    """A manual flag by an agent or a lead: opens a dispute, or adds the reason to the open one."""
+    """A manual flag by an agent or a lead: opens a dispute, or adds the reason to the open one (audited as
+    ``dispute.opened`` or ``dispute.flagged``)."""
 
     def tx(session: Session) -> dict[str, Any]:
         _ensure_message(session, message_id, text, {}, where="message_id")
         reason = Reason("manual", f"flagged by {role} {by}: {detail}").to_dict(by=by, at=_now().isoformat())
-        return dispute_view(session, _open_or_join(session, message_id, [reason]))
+        dispute, opened = _open_or_join(session, message_id, [reason], Actor(by, role))
+        if not opened:
+            audit.record(session, "dispute.flagged", Actor(by, role), f"dispute:{dispute.id}", message_id=message_id,
+                         detail=detail)
+        return dispute_view(session, dispute)
 
     return store.write(tx)
 
 
 def store_lead_labels(session: Session, message_id: str, lead: str, labels: dict[str, int], *,
-                      dispute_id: int | None, now: datetime) -> None:
-    """Gold labels (source ``lead``) for a message; they supersede any earlier lead label on the same head."""
+                      dispute_id: int | None, now: datetime, role: str | None = "lead") -> None:
+    """Gold labels (source ``lead``) for a message; they supersede any earlier lead label on the same head.
+    Audited as ``label.lead`` (``role``: how they came, e.g. ``lead`` through the API, ``label-studio``)."""
     active_lead = session.scalars(select(LabelRow).where(
         LabelRow.message_id == message_id, LabelRow.source == "lead", LabelRow.superseded_by.is_(None))).all()
     new = {head: LabelRow(message_id=message_id, head=head, value=value, source="lead", author=lead,
@@ -220,11 +252,14 @@ def store_lead_labels(session: Session, message_id: str, lead: str, labels: dict
     for label in active_lead:
         if label.head in new:
             label.superseded_by = new[label.head].id
+    audit.record(session, "label.lead", Actor(lead, role), f"message:{message_id}", labels=labels_out(labels),
+                 dispute_id=dispute_id)
 
 
 def resolve_in_session(session: Session, dispute_id: int, lead: str, labels: dict[str, int], note: str | None,
-                       **provenance: Any) -> DisputeRow:
-    """Close an open dispute with a lead's labels (``provenance`` joins the stored resolution)."""
+                       *, role: str | None = "lead", **provenance: Any) -> DisputeRow:
+    """Close an open dispute with a lead's labels (``provenance`` joins the stored resolution); audited as
+    ``dispute.resolved`` and ``label.lead``."""
     dispute = session.get(DisputeRow, dispute_id, with_for_update=True)
     if dispute is None:
         raise NotFoundError(f"dispute {dispute_id} does not exist; list open ones with GET /v1/disputes")
@@ -232,7 +267,9 @@ def resolve_in_session(session: Session, dispute_id: int, lead: str, labels: dic
         raise ConflictError(f"dispute {dispute_id} was already resolved by {dispute.resolved_by}; "
                             "flag the message again to reopen the question")
     now = _now()
-    store_lead_labels(session, dispute.message_id, lead, labels, dispute_id=dispute.id, now=now)
+    store_lead_labels(session, dispute.message_id, lead, labels, dispute_id=dispute.id, now=now, role=role)
+    audit.record(session, "dispute.resolved", Actor(lead, role), f"dispute:{dispute.id}",
+                 message_id=dispute.message_id, labels=labels_out(labels), note=note)
     dispute.state = "resolved"
     dispute.resolved_at = now
     dispute.resolved_by = lead
@@ -242,10 +279,10 @@ def resolve_in_session(session: Session, dispute_id: int, lead: str, labels: dic
 
 
 def resolve_dispute(store: Store, dispute_id: int, lead: str, labels: dict[str, int],
-                    note: str | None) -> dict[str, Any]:
+                    note: str | None, role: str | None = "lead") -> dict[str, Any]:
     """A lead's answer: gold labels (source ``lead``) for the message, and the dispute closed."""
     return store.write(lambda session: dispute_view(
-        session, resolve_in_session(session, dispute_id, lead, labels, note)))
+        session, resolve_in_session(session, dispute_id, lead, labels, note, role=role)))
 
 
 # -- reading ---------------------------------------------------------------------------------------------

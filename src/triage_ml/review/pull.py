@@ -133,10 +133,12 @@ def process_task(store: Store, project: Project, task: LabelStudioTask, users: d
         first = min(annotations, key=lambda a: (a.at or datetime.max.replace(tzinfo=UTC), a.id))
         if dispute_id is not None:
             notes = "; ".join(f"{a.lead}: {a.answer.note}" for a in annotations if a.answer.note) or None
-            resolve_in_session(session, dispute_id, first.lead, labels, notes, **_provenance(task, annotations))
+            resolve_in_session(session, dispute_id, first.lead, labels, notes, role="label-studio",
+                               **_provenance(task, annotations))
             out.resolved.append(dispute_id)
         else:
-            store_lead_labels(session, message_id, first.lead, labels, dispute_id=None, now=datetime.now(UTC))
+            store_lead_labels(session, message_id, first.lead, labels, dispute_id=None, now=datetime.now(UTC),
+                              role="label-studio")
             item.state = "answered"
             out.answered.append(item.id)
         return out

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from triage_ml.errors import ConflictError, KeyRequestError, NotFoundError
 from triage_ml.settings import ROLES
+from triage_ml.store import audit
+from triage_ml.store.audit import Actor
 from triage_ml.store.db import Store
 from triage_ml.store.tables import ApiKeyRow, utcnow
 
@@ -52,9 +54,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def create_key(store: Store, role: str, name: str) -> tuple[str, dict]:
+def create_key(store: Store, role: str, name: str, actor: Actor) -> tuple[str, dict]:
     """A new key for ``name`` with ``role``: (the key, to show once; its view). ConflictError when the name
-    already has an active key (revoke it first)."""
+    already has an active key (revoke it first). Audited (``key.created``, never the key) as ``actor``'s."""
     check_role(role)
     check_name(name)
     key = secrets.token_urlsafe(32)
@@ -65,13 +67,14 @@ def create_key(store: Store, role: str, name: str) -> tuple[str, dict]:
                                 f"{name}`) to give them a new one")
         row = ApiKeyRow(name=name, role=role, key_hash=hash_key(key), created_at=utcnow())
         session.add(row)
+        audit.record(session, "key.created", actor, f"key:{name}", role=role)
         return _view(row)
 
     return key, store.write(add)
 
 
-def revoke_key(store: Store, name: str) -> dict:
-    """Revoke ``name``'s active key (kept, with ``revoked_at``); NotFoundError when there is none."""
+def revoke_key(store: Store, name: str, actor: Actor) -> dict:
+    """Revoke ``name``'s active key (kept, with ``revoked_at``); NotFoundError when there is none. Audited."""
     check_name(name)
 
     def revoke(session: Session) -> dict:
@@ -79,6 +82,7 @@ def revoke_key(store: Store, name: str) -> dict:
         if row is None:
             raise NotFoundError(f"no active key named '{name}'; `triage-ml keys list` shows them")
         row.revoked_at = utcnow()
+        audit.record(session, "key.revoked", actor, f"key:{name}", role=row.role)
         return _view(row)
 
     return store.write(revoke)

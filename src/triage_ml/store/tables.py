@@ -182,3 +182,54 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the key
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """One entry of the audit trail (``store/audit.py``): append-only. The application never updates or deletes
+    a row, and the database refuses to (a trigger on SQLite and PostgreSQL)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_kind_at", "kind", "at"), Index("ix_audit_actor_at", "actor", "at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # one of audit.KINDS
+    actor: Mapped[str | None] = mapped_column(String(ID))  # the named agent or lead; None: a service account
+    role: Mapped[str | None] = mapped_column(String(16))  # the key's role (or "cli", "label-studio", "service")
+    subject: Mapped[str | None] = mapped_column(String(ID))  # what it is about, e.g. message:m-1, dispute:3
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RoutingVersionRow(Base):
+    """An escalation map the service loaded (from its file or through the API): its text, hash, who and when.
+    A row is added only when the map differs from the latest row (``previous_id`` is unique, so two workers
+    that load the same change record it once)."""
+
+    __tablename__ = "routing_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("routing_versions.id"), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # file | api
+    actor: Mapped[str | None] = mapped_column(String(ID))
+    note: Mapped[str | None] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DraftRow(Base):
+    """An agent's reply to a message, waiting for (or given) sign-off. ``event_id`` is the client's idempotency
+    key. Only ``state`` and the decision fields change, once: pending -> approved | rejected."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (Index("ix_drafts_state", "state", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(ID), unique=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    agent: Mapped[str] = mapped_column(String(ID), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected
+    approval: Mapped[dict[str, Any]] = mapped_column(JSON)  # SignOff.to_dict() when it was submitted
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(ID))
+    note: Mapped[str | None] = mapped_column(Text)
