@@ -13,7 +13,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.middleware import Guard
 from serving.models import Loader
-from serving.routes import admin, alerts, audit, drafts, feedback, health, model, routing, score, webhooks
+from serving.routes import (
+    admin,
+    alerts,
+    audit,
+    drafts,
+    feedback,
+    health,
+    model,
+    reports,
+    routing,
+    score,
+    webhooks,
+)
 from serving.state import ServiceState
 from triage_ml import __version__
 from triage_ml.errors import (
@@ -45,7 +57,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None) -
     app = FastAPI(title="triage-ml", version=__version__, lifespan=lifespan,
                   description="Scores inbound social messages: actionable, priority tier, crisis risk, route.")
     for router in (score.router, feedback.router, drafts.router, alerts.router, model.router, admin.router,
-                   audit.router, routing.router, health.router, webhooks.router):
+                   audit.router, routing.router, reports.router, health.router, webhooks.router):
         app.include_router(router)
 
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # they wait for work took them from each other (two processes encoding at once: 7.6 s each, 3.4 s with passive
 # waiting, 2.1 s alone). Set before torch is imported; subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# A test never writes to the developer's own label store (data/triage.db, the default): a training that promotes a
+# model records it in the audit trail of the store its settings name, so unless a test names one, this run's own.
+os.environ.setdefault("TRIAGE_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='triage-test-store-')}/triage.db")
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "data" / "seed" / "messages.csv"

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         "crisis_risk at or below which an escalation to PR/legal/safety opens a dispute"))
     max_decisions: int = Field(500, ge=1, description="decisions per /v1/feedback request")
 
+    # -- team operations ------------------------------------------------------------------------------
+    sla_tier1_minutes: float = Field(60.0, gt=0, description="a tier-1 message's first decision is due within this")
+    sla_tier2_minutes: float = Field(1440.0, gt=0, description="a tier-2 message's first decision is due within this")
+
     # -- lead reviews in Label Studio ----------------------------------------------------------------
     label_studio_url: str = Field("http://127.0.0.1:8080", description="the Label Studio server leads use")
     label_studio_api_key: SecretStr | None = Field(None, description="a Label Studio access token")

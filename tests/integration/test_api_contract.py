@@ -35,7 +35,8 @@ def test_single_and_batch_in_order(service, trained_store):
                            "crisis", "crisis_kind", "route", "explanation", "model_version"}
     assert result["crisis_kind"] is None, "only a crisis names its kind"
     assert result["message_id"] == "a1" and result["actionable"] and result["priority_tier"] == 1
-    assert result["route"] == {"action": "respond", "team": "care", "rule": "tier 1"}
+    assert result["route"] == {"action": "respond", "team": "care", "rule": "tier 1",
+        "approval": {"required": False, "by": None, "reasons": []}}
     assert result["explanation"]["summary"].startswith("tier 1")
     assert result["explanation"]["similar"], "nearest labeled examples are cited"
     texts = ["RT + follow to win a free pizza!! #giveaway", "love the new app, thank you @cloudnote",
@@ -47,7 +48,9 @@ def test_single_and_batch_in_order(service, trained_store):
     assert not results[0]["actionable"] and results[0]["priority_tier"] is None and results[0]["tier_probs"] is None
     assert results[0]["route"]["action"] == "ignore"
     assert results[1]["actionable"] and results[1]["priority_tier"] == 2
-    assert results[2]["crisis"] and results[2]["route"] == {"action": "escalate", "team": "pr", "rule": "crisis"}
+    assert results[2]["crisis"] and results[2]["route"] == {  # the shipped map: a crisis reply needs PR's sign-off
+        "action": "escalate", "team": "pr", "rule": "crisis",
+        "approval": {"required": True, "by": "pr", "reasons": ["route 'crisis' needs pr sign-off"]}}
     kind = results[2]["crisis_kind"]
     assert kind["kind"] in CRISIS_KINDS and 0 < kind["probability"] <= 1
     assert results[2]["explanation"]["summary"].startswith(f"crisis: {CRISIS_KIND_NAMES[kind['kind']]} (")

@@ -171,3 +171,17 @@ def test_train_serve_feedback_review_retrain_and_swap_without_restart(own_frozen
     ours = {f"loop-{k}" for k in range(3)}
     assert ours <= set(trained["message_id"]) | set(gold["message_id"])
     assert not set(trained["message_id"]) & set(gold["message_id"])
+
+    # the audit trail holds the promotion (by the gate or by hand) and the rollback, and the leads' answers
+    from triage_ml.store import audit
+    from triage_ml.store.db import Store
+
+    store = Store(env["TRIAGE_DATABASE_URL"])
+    try:
+        moves = [(e["kind"], e["subject"], e["detail"]["previous"]) for e in audit.page(store, kind="model")["entries"]]
+        resolved = audit.page(store, kind="dispute.resolved")["entries"]
+    finally:
+        store.dispose()
+    assert moves == [("model.promoted", f"model:triage-ml/{new}", "1"), ("model.rolled_back", "model:triage-ml/1", new)]
+    assert sorted(int(e["subject"].split(":")[1]) for e in resolved) == sorted(disputes)
+    assert {e["role"] for e in resolved} == {"label-studio"}

@@ -52,7 +52,8 @@ def test_routing_map_reloads_and_refuses_invalid_yaml(service):
         with service.client("admin") as c:
             assert c.post("/v1/admin/reload").status_code == 200
         blocked = score(service, {"text": "hello there", "author": "spambot_99"}).json()["results"][0]
-        assert blocked["route"] == {"action": "block", "team": None, "rule": "authors.block"}
+        assert blocked["route"] == {"action": "block", "team": None, "rule": "authors.block",
+            "approval": {"required": False, "by": None, "reasons": []}}
         service.routing.write_text("rules: [oops")
         with service.client("admin") as c:
             response = c.post("/v1/admin/reload")

@@ -80,11 +80,15 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
         assert (None if pd.isna(row.crisis_kind_prob) else row.crisis_kind_prob) == (
             None if kind["probability"] is None else pytest.approx(kind["probability"], abs=1e-5))
         team = None if pd.isna(row.route_team) else row.route_team
-        assert (row.route_action, team, row.route_rule) == tuple(answer["route"].values())
+        sign_off = None if pd.isna(row.route_sign_off) else row.route_sign_off
+        route = answer["route"]
+        assert (row.route_action, team, row.route_rule, sign_off) == (route["action"], route["team"], route["rule"],
+                                                                      route["approval"]["by"])
         assert list(row.sensitive_topics) == routes.topics_in(row.text) == answer["explanation"]["topics"]
     by_id = scored.set_index("message_id")
     assert by_id.loc[sample.loc[0, "message_id"], "route_action"] == "block"
     assert by_id.loc["w1", "crisis_risk"] >= routes.crisis_floor and by_id.loc["w1", "route_team"] == "pr"
+    assert by_id.loc["w1", "route_sign_off"] == "pr"  # the shipped map: PR signs off replies to watch-list messages
     assert by_id.loc["w2", "crisis_risk"] >= routes.crisis_floor
     assert by_id.loc["w3", "route_action"] == "block"
 

@@ -259,6 +259,25 @@ def test_a_probation_agents_reply_to_a_watch_list_message_waits_for_a_leads_sign
         ("reply.unapproved", "bo.t")}
     assert not [e for e in trail if e["kind"] == "draft.approved" and e["actor"] in ("nina", "root")]
     assert sum(e["kind"] == "draft.approved" for e in trail) == 1  # the replayed approval added nothing
+    # the agent report shows both: nina's reply signed off, bo.t's sent without the sign-off it needed
+    with service.client(None) as c:
+        report = c.get("/v1/reports/agents", headers=lena, params={"since": "1h"})
+    assert report.status_code == 200, report.text
+    rows = {r["agent"]: r for r in report.json()["agents"]}
+    assert rows["nina"]["drafts"] == {"submitted": 1, "pending": 0, "approved": 1, "approved_at_once": 0,
+                                      "rejected": 0}
+    assert rows["nina"]["replies_without_sign_off"] == 0 and rows["bo.t"]["replies_without_sign_off"] == 1
+    assert rows["bo.t"]["drafts"]["approved_at_once"] == 1
+    assert report.json()["team"]["replies_without_sign_off"] >= 1
+
+
+def test_the_agent_report_is_for_leads_and_its_window_must_parse(service):
+    with service.client("agent") as c:
+        assert c.get("/v1/reports/agents").status_code == 403
+    with service.client("lead") as c:
+        bad = c.get("/v1/reports/agents", params={"since": "a while"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "since"
+        assert c.get("/v1/reports/agents", params={"since": "2999-01-01"}).json()["agents"] == []
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -45,7 +45,8 @@ def routes(tmp_path):
 def test_model_kind_travels_and_picks_the_route(routes):
     result, _ = decide(row(0.9, "legal", 0.8), Message("my lawyer will call"), routes, 0.5)
     assert result["crisis_kind"] == {"kind": "legal", "probability": 0.8}
-    assert result["route"] == {"action": "escalate", "team": "legal", "rule": "legal crisis"}
+    assert result["route"] == {"action": "escalate", "team": "legal", "rule": "legal crisis",
+        "approval": {"required": False, "by": None, "reasons": []}}
     result, _ = decide(row(0.9, "safety", 0.7), Message("it caught fire"), routes, 0.5)
     assert result["route"]["team"] == "pr" and result["crisis_kind"]["kind"] == "safety"
 
@@ -106,7 +107,8 @@ def test_noise_has_no_tier_and_no_tier_probs(routes, missing):
     result, _ = decide(noise_row(0.1, missing), Message("lol"), routes, 0.5)
     assert result == {"actionable": False, "actionable_prob": 0.2, "priority_tier": None, "tier_probs": None,
                       "crisis_risk": 0.1, "crisis": False, "crisis_kind": None,
-                      "route": {"action": "respond", "team": "care", "rule": "rest"}}
+                      "route": {"action": "respond", "team": "care", "rule": "rest",
+                                "approval": {"required": False, "by": None, "reasons": []}}}
 
 
 def test_noise_drops_a_tier_the_model_still_gave(routes):
@@ -127,7 +129,8 @@ def test_a_watch_list_crisis_the_heads_called_noise_is_tier_1_with_certain_tier_
     assert result == {"actionable": True, "actionable_prob": 0.2, "priority_tier": 1,
                       "tier_probs": {"1": 1.0, "2": 0.0}, "crisis_risk": 0.6, "crisis": True,
                       "crisis_kind": {"kind": "legal", "probability": None},
-                      "route": {"action": "escalate", "team": "legal", "rule": "legal crisis"}}
+                      "route": {"action": "escalate", "team": "legal", "rule": "legal crisis",
+                                "approval": {"required": False, "by": None, "reasons": []}}}
 
 
 def test_the_models_kind_wins_over_the_topics_kind(routes):
@@ -157,4 +160,5 @@ def test_the_message_fields_reach_the_route(tmp_path):
     assert decide(row(0.1), public, routes, 0.5)[0]["route"]["rule"] == "rest"
     blocked = Message("see you in court", author="SPAM")
     assert decide(row(0.9), blocked, routes, 0.5)[0]["route"] == {"action": "block", "team": None,
-                                                                     "rule": "authors.block"}
+                                                                     "rule": "authors.block", "approval": {
+                                                                         "required": False, "by": None, "reasons": []}}

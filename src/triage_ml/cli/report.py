@@ -113,3 +113,55 @@ def report_audit_cmd(
         if page["total"] > len(page["entries"]) else ""
     typer.echo(f"{len(page['entries'])} of {page['total']} entries since {start.isoformat(timespec='minutes')}{more}",
                err=True)
+
+
+@report_app.command("agents")
+def report_agents_cmd(
+    since: Annotated[str, typer.Option(help="window start: 30d, 24h, 90m or an ISO date")] = "30d",
+    until: Annotated[str | None, typer.Option(help="window end (exclusive), like --since; default now")] = None,
+    out: Annotated[Path, typer.Option(help="folder for agents.csv, agents.json and agents.png")] = Path("reports"),
+) -> None:
+    """Agent performance from the label store: decisions, first response times and SLA per tier, agreement with
+    leads' gold labels, overturned labels, disputes, drafts and unapproved replies; a table, a JSON and a plot,
+    also logged to MLflow's monitoring experiment."""
+    from datetime import UTC
+
+    import matplotlib.pyplot as plt
+    import mlflow
+    import pandas as pd
+
+    from triage_ml.monitoring.agents import SLA, agent_report, agents_figure, table
+    from triage_ml.pipeline.tracking import connect_mlflow
+    from triage_ml.store.db import Store
+
+    settings = settings_from_env()
+    start = _since(since)
+    end = datetime.now(UTC) if until is None else _since(until)
+    store = Store(settings.database_url)
+    try:
+        report = agent_report(store, start, end, SLA(settings.sla_tier1_minutes, settings.sla_tier2_minutes))
+    finally:
+        store.dispose()
+    if not report["agents"]:
+        raise TriageError(f"no decisions in the label store between {start.isoformat(timespec='minutes')} and "
+                          f"{end.isoformat(timespec='minutes')}; widen --since")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = pd.DataFrame(table(report))
+    rows.to_csv(out / "agents.csv", index=False)
+    (out / "agents.json").write_text(json.dumps(report, indent=2))
+    fig = agents_figure(report)
+    fig.savefig(out / "agents.png", dpi=110)
+    connect_mlflow(settings)
+    mlflow.set_experiment(f"{settings.experiment_name}-monitoring")
+    with mlflow.start_run(run_name=f"agents-{end:%Y%m%dT%H%M}"):
+        team = report["team"]
+        mlflow.log_params({"since": start.isoformat(), "until": end.isoformat(), "agents": len(report["agents"])})
+        mlflow.log_metrics({f"team.tier{t}.sla_met": v["sla_met"] for t, v in team["tiers"].items()
+                            if v["sla_met"] is not None} | {"team.decisions": team["decisions"]})
+        mlflow.log_figure(fig, "agents.png")
+        mlflow.log_dict(report, "agents.json")
+    plt.close(fig)
+    shown = ["agent", "decisions", "tier1_median_min", "tier1_sla_met", "tier2_median_min", "tier2_sla_met",
+             "overturned_share", "disputes_opened", "drafts_rejected", "replies_without_sign_off"]
+    typer.echo(rows[[c for c in shown if c in rows]].to_string(index=False))
+    typer.echo(f"table {out / 'agents.csv'}; plot {out / 'agents.png'}; every figure {out / 'agents.json'}")

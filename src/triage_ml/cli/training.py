@@ -10,6 +10,7 @@ import typer
 
 from triage_ml.cli.common import DEFAULT_CONFIG, DEFAULT_SEED, app, export_store, model_app, settings_from_env
 from triage_ml.errors import TriageError
+from triage_ml.store.audit import cli_actor, record_model_event
 
 
 @app.command("train")
@@ -115,9 +116,13 @@ def promote_cmd(version: Annotated[str, typer.Argument(help="the registered vers
 
     settings = settings_from_env()
     client = configure_mlflow(settings)
-    before = set_champion(client, settings.registered_model_name, settings.model_alias, version, "promoted by hand")
+    name = settings.registered_model_name
+    before = set_champion(client, name, settings.model_alias, version, "promoted by hand")
     was = f" (was v{before}; `triage-ml rollback` restores it)" if before and before != version else ""
-    typer.echo(f"{settings.registered_model_name}@{settings.model_alias} is version {version}{was}")
+    typer.echo(f"{name}@{settings.model_alias} is version {version}{was}")
+    if before != version:
+        _audited(record_model_event(settings.database_url, "model.promoted", cli_actor(), name, version,
+                                    alias=settings.model_alias, previous=before, how="by hand"))
 
 
 @app.command("rollback")
@@ -131,6 +136,15 @@ def rollback_cmd() -> None:
     now, rolled_back = rollback(client, settings.registered_model_name, settings.model_alias)
     typer.echo(f"{settings.registered_model_name}@{settings.model_alias} is version {now} again "
                f"(v{rolled_back} is now '{PREVIOUS}')")
+    _audited(record_model_event(settings.database_url, "model.rolled_back", cli_actor(),
+                                settings.registered_model_name, now, alias=settings.model_alias,
+                                previous=rolled_back))
+
+
+def _audited(problem: str | None) -> None:
+    """A registry change the audit trail could not take: say so (the change stands)."""
+    if problem is not None:
+        typer.echo(f"warning: the change is made, but the audit trail could not record it: {problem}", err=True)
 
 
 @app.command("evaluate")

@@ -125,7 +125,8 @@ def _open_or_join(session: Session, message_id: str, reasons: list[dict[str, Any
         session.add(dispute)
         session.flush()
         audit.record(session, "dispute.opened", actor, f"dispute:{dispute.id}", message_id=message_id,
-                     rules=sorted({r["rule"] for r in reasons}))
+                     rules=sorted({r["rule"] for r in reasons}),
+                     decision_id=next((r["decision_id"] for r in reasons if r.get("decision_id")), None))
         return dispute, True
     # a repeated reason is counted, not stored again; a new list, so the JSON column is written
     dispute.reasons = merge_reasons(dispute.reasons, reasons)
@@ -182,7 +183,7 @@ def _apply(session: Session, d: Decision, digest: str, policy: DisputePolicy, ro
     labels = d.labels()
     row = DecisionRow(event_id=d.event_id, message_id=d.message_id, agent=d.agent, action=d.action,
                       model_version=d.model_version, payload=d.payload(), payload_hash=digest, response={},
-                      received_at=now)
+                      received_at=now, decided_at=now if d.decided_at is None else as_utc(d.decided_at))
     session.add(row)
     session.flush()
     active = session.scalars(select(LabelRow).where(LabelRow.message_id == d.message_id,

@@ -24,6 +24,7 @@ from triage_ml.pipeline.plots import comparison_figures
 from triage_ml.pipeline.train import CrossValidation, cross_validate, feature_source
 from triage_ml.registry import CHALLENGER, alias_version, load, set_champion
 from triage_ml.settings import Settings
+from triage_ml.store.audit import cli_actor, record_model_event
 from triage_ml.taxonomy import HEADS
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,11 @@ def run_gate(client: MlflowClient, settings: Settings, config: TrainConfig, *, t
     mlflow.set_tag("promotion", decision.summary())
     if version is not None:
         if decision.promote:
-            set_champion(client, name, alias, version, "promoted by the gate")
+            before = set_champion(client, name, alias, version, "promoted by the gate")
+            problem = record_model_event(settings.database_url, "model.promoted", cli_actor(), name, version,
+                                         alias=alias, previous=before, how="by the gate")
+            if problem is not None:
+                log.warning("v%s is champion, but the audit trail could not record it: %s", version, problem)
         else:
             client.set_registered_model_alias(name, CHALLENGER, version)
         client.set_model_version_tag(name, version, "gate", decision.summary()[:5000])

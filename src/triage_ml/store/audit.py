@@ -64,6 +64,23 @@ def record(session: Session, kind: str, actor: Actor, subject: str | None = None
                          detail=detail))
 
 
+def record_model_event(database_url: str, kind: str, actor: Actor, name: str, version: str,
+                       **detail: Any) -> str | None:
+    """Audit a registry change (``model.promoted``, ``model.rolled_back``). The change happens in MLflow, outside
+    the label store's transactions, so the entry is written right after it; returns why it could not be
+    written (the change stands), else None."""
+    from triage_ml.errors import TriageError
+
+    store = Store(database_url)
+    try:
+        store.write(lambda session: record(session, kind, actor, f"model:{name}/{version}", **detail))
+        return None
+    except TriageError as exc:
+        return str(exc)
+    finally:
+        store.dispose()
+
+
 def check_kind(kind: str) -> str:
     """A kind or a family of kinds (``dispute`` matches ``dispute.opened`` and the rest); ValueError names the
     accepted ones."""

@@ -84,6 +84,8 @@ class DecisionRow(Base):
     payload_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)  # what the API answered; replays get it again
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # when the agent decided: the event's own decided_at, else its receipt (reports replay history as it was)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class LabelRow(Base):

@@ -1,5 +1,5 @@
 """the audit trail (append-only: triggers refuse UPDATE and DELETE), the escalation map's version history and
-reply drafts waiting for sign-off
+reply drafts waiting for sign-off; decisions get their own decided_at (the event's, else its receipt)
 
 Revision ID: 0005
 Revises: 0004
@@ -70,9 +70,31 @@ def upgrade() -> None:
     op.create_index("ix_drafts_state", "drafts", ["state", "id"])
     op.create_index("ix_drafts_message_id", "drafts", ["message_id"])
     op.create_index("ix_drafts_agent", "drafts", ["agent"])
+    op.add_column("decisions", sa.Column("decided_at", TZ))
+    op.create_index("ix_decisions_decided_at", "decisions", ["decided_at"])
+    _backfill_decided_at()
+
+
+def _backfill_decided_at() -> None:
+    """Decisions stored before this revision: decided_at from the event when it gave one, else its receipt."""
+    from datetime import UTC, datetime
+
+    conn = op.get_bind()
+    decisions = sa.table("decisions", sa.column("id", sa.Integer), sa.column("payload", sa.JSON),
+                         sa.column("received_at", TZ), sa.column("decided_at", TZ))
+    for row in conn.execute(sa.select(decisions.c.id, decisions.c.payload, decisions.c.received_at)).all():
+        given = (row.payload or {}).get("decided_at")
+        when = datetime.fromisoformat(given) if given else row.received_at
+        if isinstance(when, str):  # SQLite hands timestamps back as text
+            when = datetime.fromisoformat(when)
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        conn.execute(decisions.update().where(decisions.c.id == row.id).values(decided_at=when))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_decisions_decided_at", "decisions")
+    with op.batch_alter_table("decisions") as batch:
+        batch.drop_column("decided_at")
     op.drop_table("drafts")
     op.drop_table("routing_versions")
     if op.get_bind().dialect.name == "postgresql":
