@@ -15,7 +15,7 @@ LS_VENV := .venv-labelstudio
 LS_STAMP := $(LS_VENV)/.installed-stamp
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: install labelstudio run train test lint bench-xci clean-mlruns
+.PHONY: install labelstudio browser run train test lint bench-xci clean-mlruns
 
 install: $(STAMP)
 
@@ -33,6 +33,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
+# browser: Debian's Chromium and ChromeDriver, for the test that looks at a lead's Label Studio screen (no tool
+# downloads a browser build of its own). Needs root or sudo; without them the test says what is missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+	  echo "warning: apt-get could not install chromium and chromium-driver; the browser test will fail in CI"
+
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -48,11 +57,11 @@ run: install
 train: install
 	$(BIN)/triage-ml train
 
-## test: install (and Label Studio for its integration tests, both at once), run the linter and every test,
+## test: install (and Label Studio and Chromium for their integration tests, at once), run the linter and every test,
 ## on TEST_WORKERS processes (pytest-xdist, a test module at a time; tests/conftest.py says how they are dealt)
 TEST_WORKERS ?= 2
 test:
-	@$(MAKE) --no-print-directory -j2 install labelstudio
+	@$(MAKE) --no-print-directory -j2 install labelstudio browser
 	$(BIN)/ruff check src tests benchmarks serving
 	$(BIN)/pytest -n $(TEST_WORKERS)
 

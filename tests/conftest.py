@@ -282,8 +282,8 @@ LABEL_STUDIO_BIN = Path(os.environ.get("TRIAGE_TEST_LABEL_STUDIO", ROOT / ".venv
 class LabelStudioServer:
     """A real Label Studio on loopback: ``url``, the admin lead's ``email`` and API ``token``."""
 
-    def __init__(self, url: str, email: str, token: str, log: Path) -> None:
-        self.url, self.email, self.token, self.log = url, email, token, log
+    def __init__(self, url: str, email: str, token: str, log: Path, password: str) -> None:
+        self.url, self.email, self.token, self.log, self.password = url, email, token, log, password
 
     def sdk(self):
         from label_studio_sdk import LabelStudio
@@ -307,6 +307,7 @@ def label_studio(tmp_path_factory):
         pytest.skip(message)
     data = tmp_path_factory.mktemp("label-studio")
     port, token, email = free_port(), secrets.token_hex(20), "lead.one@example.com"
+    password = secrets.token_urlsafe(12)  # the browser test signs in with it
     env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
            # its SSRF guard refuses webhooks to private addresses; the service under test is on loopback
@@ -316,13 +317,13 @@ def label_studio(tmp_path_factory):
         proc = subprocess.Popen([str(LABEL_STUDIO_BIN), "start", "--no-browser", "--host", "127.0.0.1", "--port",
                                  str(port), "--username", email,
                                  # one argument: a token_urlsafe password may begin with "-"
-                                 f"--password={secrets.token_urlsafe(12)}",
+                                 f"--password={password}",
                                  "--user-token", token], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(proc, f"{url}/health", log, timeout=240, interval=1)
-        yield LabelStudioServer(url, email, token, log)
+        yield LabelStudioServer(url, email, token, log, password)
     finally:
         with contextlib.suppress(ProcessLookupError):  # it may have exited already (the error above says why)
             os.killpg(proc.pid, signal.SIGTERM)

@@ -318,3 +318,82 @@ def test_webhook_without_a_configured_secret_accepts_nothing(trained_store, tmp_
         assert r.status_code == 401 and "TRIAGE_LABEL_STUDIO_WEBHOOK_SECRET" in r.json()["detail"]
     finally:
         running.stop()
+
+
+# -- the lead's screen, in a real browser ----------------------------------------------------------------------
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium through its ChromeDriver (`make test` installs both; nothing downloads a
+    browser): no sandbox as root, no background traffic on a machine without internet."""
+    import os
+
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        message = "Debian's chromium and chromium-driver are not installed; `make test` installs them (make browser)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def visible_text(driver, contains: str, timeout: float = 90) -> str:
+    """The page's visible text once it shows ``contains`` (Label Studio renders the task after the page loads)."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        text = driver.find_element(By.TAG_NAME, "body").text
+        if contains in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)
+
+
+def test_a_lead_sees_the_message_why_it_is_disputed_the_decisions_and_every_choice(service, label_studio, browser):
+    from selenium.webdriver.common.by import By
+
+    from triage_ml.review.labeling import ACTIONABLE, CRISIS
+    from triage_ml.taxonomy import ACTIONABLE_REASONS, TIERS
+
+    text = "@SkyLarkAir my bag was left in Denver and nobody picks up the phone"
+    dispute_id = open_dispute(service, "rv-screen", text)
+    assert push(service).returncode == 0
+    task = label_studio.sdk().tasks.get(id=dispute(service, dispute_id)["review"]["task_id"])
+
+    browser.get(f"{label_studio.url}/user/login")
+    browser.find_element(By.NAME, "email").send_keys(label_studio.email)
+    browser.find_element(By.NAME, "password").send_keys(label_studio.password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    deadline = time.monotonic() + 60
+    while "/user/login" in browser.current_url:  # signed in once the login page has gone
+        assert time.monotonic() < deadline, visible_text(browser, "", 0)
+        time.sleep(0.2)
+    browser.get(f"{label_studio.url}/projects/{task.project}/data?task={task.id}")
+    shown = visible_text(browser, "Agent decisions")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "label-studio-dispute.png"))  # kept for people to look at
+
+    assert text in shown
+    assert "agent ana and agent bo disagree" in shown  # why it is disputed
+    assert "ana responded" in shown and "bo marked_spam" in shown  # every agent's decision
+    assert "channel: twitter" in shown and "conversation: conv-rv-screen" in shown
+    lines = set(shown.splitlines())
+    choices = [*ACTIONABLE, *(str(t) for t in TIERS), *CRISIS, *sorted(ACTIONABLE_REASONS)]
+    missing = [c for c in choices if not any(line == c or line.startswith(f"{c}[") for line in lines)]
+    assert not missing, f"choices not on the lead's screen: {missing}"
+    assert (ARTIFACTS / "label-studio-dispute.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
