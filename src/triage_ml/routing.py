@@ -220,6 +220,10 @@ class EscalationMap:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError(f"{source}: invalid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        except RecursionError:
+            raise ConfigError(f"{source}: YAML nested too deeply to read") from None
+        except ValueError as exc:  # a value YAML recognises but cannot build, e.g. the date 2026-13-45
+            raise ConfigError(f"{source}: invalid YAML value ({exc})") from None
         try:
             routes = cls(RoutingMap.model_validate(raw), source=source)
         except ValidationError as exc:

@@ -136,6 +136,9 @@ def test_a_map_change_through_the_api_is_live_at_the_next_request_and_in_the_his
     ("rules: [{name: rest, action: shout}]", "'rules.0.action'"),
     ("rules: [{name: crisis, when: {crisis: true}, action: escalate}]", "the last rule must have no conditions"),
     ("rules: [oops", "invalid YAML"),
+    ("until: 2026-13-45\nrules: [{name: rest, action: ignore}]", "invalid YAML value (month must be in 1..12)"),
+    ("[" * 5000, "YAML nested too deeply to read"),
+    ("- just\n- a list", "'(top level)': Input should be a valid dictionary"),
 ])
 def test_an_invalid_map_is_refused_with_the_field_and_the_map_in_force_stays(service, lena, text, fragment):
     with service.client(None) as c:
