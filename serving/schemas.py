@@ -80,6 +80,12 @@ class CrisisKindOut(BaseModel):
                                       "not the model, made the message a crisis")
 
 
+class LanguageOut(BaseModel):
+    code: str = Field(description="ISO 639-1 (es, fr, ...), or und when the detector is not sure enough or the "
+                      "text has no letters")
+    confidence: float = Field(description="the detector's probability for its best guess")
+
+
 class ScoreResult(BaseModel):
     message_id: str | None
     actionable: bool
@@ -91,6 +97,10 @@ class ScoreResult(BaseModel):
     crisis_kind: CrisisKindOut | None = Field(description="for crises: which kind, and how sure; null otherwise")
     route: RouteOut
     explanation: Explanation
+    language: LanguageOut | None = Field(None, description="the language detected (null in results recorded before "
+                                         "detection existed)")
+    low_confidence: bool = Field(False, description="written in another language than English, which the model "
+                                 "was trained on: its scores are less certain (the explanation says so)")
     model_version: str
 
 

@@ -132,6 +132,10 @@ class Explainer:
             summary += "; terms: " + ", ".join(terms)
         if topics:
             summary += "; watch-list: " + ", ".join(topics)
+        language = result.language
+        if result.low_confidence and language is not None:
+            summary += (f"; written in {language.name} ({language.code}, p={language.confidence:.2f}): the model "
+                        "was trained on English, so its scores are less certain")
         return {"summary": summary, "head": head, "terms": terms, "topics": topics,
                 "similar": self.similar(head, embedding)}
 

@@ -35,6 +35,7 @@ class Condition(BaseModel):
     channel: list[str] | None = None
     brand: list[str] | None = None
     crisis_kind: list[str] | None = None
+    language: list[str] | None = Field(None, description="ISO 639-1 codes (es, fr, ...) or und (undetermined)")
 
     @field_validator("crisis_kind")
     @classmethod
@@ -113,6 +114,8 @@ class RoutingMap(BaseModel):
     sensitive_topics: list[Topic] = []
     rules: list[Rule] = Field(min_length=1)
     approval: ApprovalPolicy = ApprovalPolicy()
+    language_min_confidence: float = Field(0.5, ge=0, le=1, description=(
+        "a message's language is named when the detector's probability reaches this, else it is und"))
 
     @field_validator("rules")
     @classmethod
@@ -267,7 +270,7 @@ class EscalationMap:
 
     def route(self, *, actionable: bool, priority_tier: int | None, crisis: bool, topics: list[str],
               author: str | None = None, channel: str | None = None, brand: str | None = None,
-              is_private: bool | None = None, crisis_kind: str | None = None) -> Route:
+              is_private: bool | None = None, crisis_kind: str | None = None, language: str | None = None) -> Route:
         handle = (author or "").lower().lstrip("@")
         if handle and handle in self._block:
             return Route("block", None, AUTHOR_RULES[0], self.sign_off(AUTHOR_RULES[0]))
@@ -284,6 +287,8 @@ class EscalationMap:
             if cond.brand is not None and brand not in cond.brand:
                 continue
             if cond.crisis_kind is not None and crisis_kind not in cond.crisis_kind:
+                continue
+            if cond.language is not None and language not in cond.language:
                 continue
             return Route(rule.action, rule.team, rule.name, self.sign_off(rule.name))
         raise AssertionError("unreachable: the last rule has no conditions")  # pragma: no cover

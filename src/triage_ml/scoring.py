@@ -11,6 +11,7 @@ from typing import Any, Final
 import numpy as np
 
 from triage_ml.explain import Explainer
+from triage_ml.language import Language, detect
 from triage_ml.messages import Message
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.routing import ROUTED_FIELDS, EscalationMap, Route
@@ -59,13 +60,18 @@ class ScoredMessage:
     route: Route
     topics: tuple[str, ...] = ()  # the watch-list topics the text matched
     explanation: dict[str, Any] | None = None
+    language: Language | None = None
+    # the heads were trained on English: a message detected in another language is scored with less confidence
+    low_confidence: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The API's result fields (the explanation names the topics)."""
         return {"message_id": self.message_id, "actionable": self.actionable, "actionable_prob": self.actionable_prob,
                 "priority_tier": self.priority_tier, "tier_probs": self.tier_probs, "crisis_risk": self.crisis_risk,
                 "crisis": self.crisis, "crisis_kind": None if self.crisis_kind is None else asdict(self.crisis_kind),
-                "route": self.route.to_dict(), "explanation": self.explanation}
+                "route": self.route.to_dict(), "explanation": self.explanation,
+                "language": None if self.language is None else self.language.to_dict(),
+                "low_confidence": self.low_confidence}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScoredMessage:
@@ -75,7 +81,8 @@ class ScoredMessage:
                    priority_tier=d["priority_tier"], tier_probs=d["tier_probs"], crisis_risk=d["crisis_risk"],
                    crisis=d["crisis"], crisis_kind=CrisisKind(**d["crisis_kind"]) if d.get("crisis_kind") else None,
                    route=Route.from_dict(d["route"]), topics=tuple((explanation or {}).get("topics", ())),
-                   explanation=explanation)
+                   explanation=explanation, language=Language.from_dict(d.get("language")),
+                   low_confidence=bool(d.get("low_confidence", False)))
 
     def flat(self) -> dict[str, Any]:
         """One row of scalar columns (FLAT_COLUMNS): tier probabilities, crisis kind and route spread out."""
@@ -85,7 +92,10 @@ class ScoredMessage:
                 "crisis_risk": self.crisis_risk, "crisis": self.crisis, "crisis_kind": kind and kind.kind,
                 "crisis_kind_prob": kind and kind.probability, "route_action": self.route.action,
                 "route_team": self.route.team, "route_rule": self.route.rule,
-                "route_sign_off": self.route.approval.by, "topics": list(self.topics)}
+                "route_sign_off": self.route.approval.by, "topics": list(self.topics),
+                "language": None if self.language is None else self.language.code,
+                "language_confidence": None if self.language is None else self.language.confidence,
+                "low_confidence": self.low_confidence}
 
 
 FLAT_COLUMNS: Final = tuple(ScoredMessage(None, False, 0.0, None, None, 0.0, False, None,
@@ -99,8 +109,11 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
 
     A watch-list match lifts ``crisis_risk`` to the map's floor; a crisis is actionable and tier 1. A crisis
     names its kind: the model's (``crisis_kind``, ``crisis_kind_prob``), else the matched topic's, with no
-    probability. The service, ``score-batch``, Spark and review suggestions all decide through here."""
+    probability. The message's language is detected here (``language.py``): one in another language than the
+    heads were trained on is ``low_confidence``, and the map may route on it. The service, ``score-batch``,
+    Spark and review suggestions all decide through here."""
     topics = routes.topics_in(message.text)
+    language = detect(message.text, routes.spec.language_min_confidence)
     crisis_risk = float(prediction["crisis_risk"])
     if topics:
         crisis_risk = max(crisis_risk, routes.crisis_floor)
@@ -123,8 +136,8 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
         message_id=message.message_id, actionable=actionable, actionable_prob=float(prediction["actionable_prob"]),
         priority_tier=tier, tier_probs=tier_probs, crisis_risk=crisis_risk, crisis=crisis, crisis_kind=kind,
         route=route_for(routes, message, actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
-                        crisis_kind=kind.kind if kind else None),
-        topics=tuple(topics))
+                        crisis_kind=kind.kind if kind else None, language=language.code),
+        topics=tuple(topics), language=language, low_confidence=language.foreign)
 
 
 def route_for(routes: EscalationMap, message: Message, **decided: Any) -> Route:

@@ -36,7 +36,7 @@ RESULT_TYPE = ("actionable boolean, actionable_prob double, priority_tier double
 ESCALATED_TYPE = ("actionable boolean, actionable_prob double, priority_tier long, tier1_prob double, "
                   "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double, "
                   "route_action string, route_team string, route_rule string, route_sign_off string, "
-                  "sensitive_topics array<string>")
+                  "sensitive_topics array<string>, language string, language_confidence double, low_confidence boolean")
 _ESCALATED_NAMES = [field.split()[0] for field in ESCALATED_TYPE.split(", ")]
 OUTPUT_COLUMNS = (*_ESCALATED_NAMES, "model_version")
 _MODEL_FIELDS = tuple(field.split()[0] for field in RESULT_TYPE.split(", "))

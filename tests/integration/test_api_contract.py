@@ -24,6 +24,18 @@ def score(service, *messages, role="scorer"):
         return c.post("/v1/score", json={"messages": list(messages)})
 
 
+def test_a_message_in_another_language_says_so_and_is_low_confidence(service):
+    r = score(service, {"text": "@Munchly mi pedido nunca llegó y me cobraron dos veces, ¿qué pasa?"},
+              {"text": "ok"})
+    assert r.status_code == 200, r.text
+    spanish, short = r.json()["results"]
+    assert spanish["language"]["code"] == "es" and spanish["language"]["confidence"] >= 0.5
+    assert spanish["low_confidence"] is True
+    assert "written in Spanish (es, p=" in spanish["explanation"]["summary"]
+    assert "trained on English" in spanish["explanation"]["summary"]
+    assert short["language"]["code"] == "und" and short["low_confidence"] is False
+
+
 def test_single_and_batch_in_order(service, trained_store):
     _, outcome = trained_store
     one = score(service, {"text": "@Munchly my order never arrived and I was charged twice", "message_id": "a1"})
@@ -32,7 +44,9 @@ def test_single_and_batch_in_order(service, trained_store):
     assert body["model"] == {"name": "triage-ml", "version": outcome.version}
     result = body["results"][0]
     assert set(result) == {"message_id", "actionable", "actionable_prob", "priority_tier", "tier_probs", "crisis_risk",
-                           "crisis", "crisis_kind", "route", "explanation", "model_version"}
+                           "crisis", "crisis_kind", "route", "explanation", "language", "low_confidence",
+                           "model_version"}
+    assert result["language"]["code"] == "en" and result["low_confidence"] is False
     assert result["crisis_kind"] is None, "only a crisis names its kind"
     assert result["message_id"] == "a1" and result["actionable"] and result["priority_tier"] == 1
     assert result["route"] == {"action": "respond", "team": "care", "rule": "tier 1",

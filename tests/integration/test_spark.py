@@ -84,6 +84,7 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
         route = answer["route"]
         assert (row.route_action, team, row.route_rule, sign_off) == (route["action"], route["team"], route["rule"],
                                                                       route["approval"]["by"])
+        assert (row.language, bool(row.low_confidence)) == (answer["language"]["code"], answer["low_confidence"])
         assert list(row.sensitive_topics) == routes.topics_in(row.text) == answer["explanation"]["topics"]
     by_id = scored.set_index("message_id")
     assert by_id.loc[sample.loc[0, "message_id"], "route_action"] == "block"

@@ -37,7 +37,8 @@ OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "acti
           "priority_tier": "Int64", "tier1_prob": "Float64", "tier2_prob": "Float64", "crisis_risk": "Float64",
           "crisis": "boolean", "crisis_kind": "string", "crisis_kind_prob": "Float64", "route_action": "string",
           "route_team": "string", "route_rule": "string", "route_sign_off": "string", "explanation": "string",
-          "terms": "string", "topics": "string", "model_version": "string"}
+          "terms": "string", "topics": "string", "language": "string", "language_confidence": "Float64",
+          "low_confidence": "boolean", "model_version": "string"}
 
 
 @dataclass
