@@ -26,6 +26,8 @@ class ServiceMetrics:
                                 registry=self.registry)
         self.unrecorded = Counter("triage_predictions_unrecorded", "scored messages whose result could not be "
                                   "recorded (label store unreachable)", registry=self.registry)
+        self.context_unavailable = Counter("triage_context_unavailable", "batches scored without context (label "
+                                           "store unreachable)", registry=self.registry)
         self.batch_size = Histogram("triage_batch_messages", "messages encoded together",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
 

@@ -101,6 +101,10 @@ class ScoreResult(BaseModel):
                                          "detection existed)")
     low_confidence: bool = Field(False, description="written in another language than English, which the model "
                                  "was trained on: its scores are less certain (the explanation says so)")
+    context: dict[str, Any] | None = Field(None, description=(
+        "what the label store knows: conversation (turns_seen, open_case, last_decision, minutes_since_brand_reply)"
+        " and customer (messages, tier-1 messages and crises in 30/90 days, last agent and outcome, "
+        "repeat_contact); null when the message names neither author nor conversation (README, \"Context\")"))
     model_version: str
 
 

@@ -18,7 +18,9 @@ from serving.models import Loader, ModelHolder
 from serving.recorder import Recorder
 from serving.shadow import ShadowScorer
 from serving.spike_watch import SpikeWatcher
+from triage_ml import context
 from triage_ml.batching import MicroBatcher
+from triage_ml.context import Context
 from triage_ml.errors import ModelNotFoundError, StoreUnavailableError
 from triage_ml.labels.disputes import DisputePolicy
 from triage_ml.messages import Message
@@ -80,9 +82,21 @@ class ServiceState:
         if loaded is None:
             raise ModelNotFoundError("no model loaded")
         self.metrics.batch_size.observe(len(messages))
-        results, embeddings = score_with_embeddings(loaded, routes, messages)
+        results, embeddings = score_with_embeddings(loaded, routes, messages, self._contexts(messages))
         self.spikes.offer(loaded, messages, results, embeddings)
         return results, loaded
+
+    def _contexts(self, messages: list[Message]) -> list[Context | None] | None:
+        """What the label store knows of each message's conversation and author; None (scored without context,
+        logged) when the store cannot be read: scoring never waits for it to come back."""
+        if not any(m.author or m.conversation_id for m in messages):
+            return None
+        try:
+            return list(context.lookup(self.store, messages))
+        except StoreUnavailableError as exc:
+            self.metrics.context_unavailable.inc()
+            log.warning("scored without context: %s", exc)
+            return None
 
     async def score(self, messages: list[Message],
                     caller: str | None = None) -> tuple[list[ScoredMessage], LoadedModel]:

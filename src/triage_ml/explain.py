@@ -132,6 +132,8 @@ class Explainer:
             summary += "; terms: " + ", ".join(terms)
         if topics:
             summary += "; watch-list: " + ", ".join(topics)
+        if result.route.because:
+            summary += f"; routed by '{result.route.rule}' on context: " + ", ".join(result.route.because)
         language = result.language
         if result.low_confidence and language is not None:
             summary += (f"; written in {language.name} ({language.code}, p={language.confidence:.2f}): the model "

@@ -36,6 +36,24 @@ class Condition(BaseModel):
     brand: list[str] | None = None
     crisis_kind: list[str] | None = None
     language: list[str] | None = Field(None, description="ISO 639-1 codes (es, fr, ...) or und (undetermined)")
+    # what the label store knows (context.py); a message scored without a store lookup has none of it
+    open_case: bool | None = None
+    repeat_contact: bool | None = None
+    conversation_turns: str | None = None
+    customer_messages_30d: str | None = None
+    customer_tier1_30d: str | None = None
+    customer_tier1_90d: str | None = None
+    customer_crises_90d: str | None = None
+
+    @field_validator("conversation_turns", "customer_messages_30d", "customer_tier1_30d", "customer_tier1_90d",
+                     "customer_crises_90d", mode="before")
+    @classmethod
+    def _comparison(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        compare(text, 0)  # raises with the fix
+        return text
 
     @field_validator("crisis_kind")
     @classmethod
@@ -133,6 +151,36 @@ class RoutingMap(BaseModel):
         return self
 
 
+_COMPARISON = re.compile(r"^\s*(>=|<=|>|<|==)?\s*(\d{1,9})\s*$")
+# context conditions: the boolean ones and the counted ones (compared with ">=1", "<3", "2")
+CONTEXT_FLAGS: Final = ("open_case", "repeat_contact")
+CONTEXT_COUNTS: Final = ("conversation_turns", "customer_messages_30d", "customer_tier1_30d", "customer_tier1_90d",
+                         "customer_crises_90d")
+_CONTEXT_WORDS: Final = {"open_case": "follow-up in an open case", "repeat_contact": "repeat contact within 24 h",
+                         "conversation_turns": "earlier turns in the conversation",
+                         "customer_messages_30d": "messages from this customer in 30 days",
+                         "customer_tier1_30d": "tier-1 messages from this customer in 30 days",
+                         "customer_tier1_90d": "tier-1 messages from this customer in 90 days",
+                         "customer_crises_90d": "crises from this customer in 90 days"}
+
+
+def compare(condition: str, value: int) -> bool:
+    """``value`` against a map condition such as ``>=1``, ``<3`` or ``2`` (equal)."""
+    match = _COMPARISON.match(condition)
+    if match is None:
+        raise ValueError(f"{condition!r} is not a comparison; write e.g. '>=1', '<3' or '2'")
+    op, n = match[1] or "==", int(match[2])
+    return {">=": value >= n, "<=": value <= n, ">": value > n, "<": value < n, "==": value == n}[op]
+
+
+def context_reasons(cond: Condition, facts: dict[str, Any]) -> tuple[str, ...]:
+    """The context a matched rule's conditions read, in words, for the explanation: "repeat contact within
+    24 h", "tier-1 messages from this customer in 30 days: 3"."""
+    out = [_CONTEXT_WORDS[k] for k in CONTEXT_FLAGS if getattr(cond, k) is not None and facts.get(k)]
+    out += [f"{_CONTEXT_WORDS[k]}: {facts.get(k, 0)}" for k in CONTEXT_COUNTS if getattr(cond, k) is not None]
+    return tuple(out)
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -180,6 +228,8 @@ class Route:
     team: str | None
     rule: str
     approval: SignOff = NO_SIGN_OFF
+    # the context the matching rule read, in words (for the explanation; not part of the API's route)
+    because: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "team": self.team, "rule": self.rule, "approval": self.approval.to_dict()}
@@ -270,7 +320,8 @@ class EscalationMap:
 
     def route(self, *, actionable: bool, priority_tier: int | None, crisis: bool, topics: list[str],
               author: str | None = None, channel: str | None = None, brand: str | None = None,
-              is_private: bool | None = None, crisis_kind: str | None = None, language: str | None = None) -> Route:
+              is_private: bool | None = None, crisis_kind: str | None = None, language: str | None = None,
+              context: dict[str, Any] | None = None) -> Route:
         handle = (author or "").lower().lstrip("@")
         if handle and handle in self._block:
             return Route("block", None, AUTHOR_RULES[0], self.sign_off(AUTHOR_RULES[0]))
@@ -290,7 +341,13 @@ class EscalationMap:
                 continue
             if cond.language is not None and language not in cond.language:
                 continue
-            return Route(rule.action, rule.team, rule.name, self.sign_off(rule.name))
+            facts = context or {}
+            if any(getattr(cond, k) is not None and bool(facts.get(k)) != getattr(cond, k) for k in CONTEXT_FLAGS):
+                continue
+            if any(getattr(cond, k) is not None and not compare(getattr(cond, k), int(facts.get(k, 0)))
+                   for k in CONTEXT_COUNTS):
+                continue
+            return Route(rule.action, rule.team, rule.name, self.sign_off(rule.name), context_reasons(cond, facts))
         raise AssertionError("unreachable: the last rule has no conditions")  # pragma: no cover
 
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from triage_ml.context import Context
 from triage_ml.explain import Explainer
 from triage_ml.language import Language, detect
 from triage_ml.messages import Message
@@ -63,6 +64,7 @@ class ScoredMessage:
     language: Language | None = None
     # the heads were trained on English: a message detected in another language is scored with less confidence
     low_confidence: bool = False
+    context: Context | None = None  # what the label store knows of the conversation and the author
 
     def to_dict(self) -> dict[str, Any]:
         """The API's result fields (the explanation names the topics)."""
@@ -71,7 +73,8 @@ class ScoredMessage:
                 "crisis": self.crisis, "crisis_kind": None if self.crisis_kind is None else asdict(self.crisis_kind),
                 "route": self.route.to_dict(), "explanation": self.explanation,
                 "language": None if self.language is None else self.language.to_dict(),
-                "low_confidence": self.low_confidence}
+                "low_confidence": self.low_confidence,
+                "context": None if self.context is None else self.context.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScoredMessage:
@@ -82,7 +85,7 @@ class ScoredMessage:
                    crisis=d["crisis"], crisis_kind=CrisisKind(**d["crisis_kind"]) if d.get("crisis_kind") else None,
                    route=Route.from_dict(d["route"]), topics=tuple((explanation or {}).get("topics", ())),
                    explanation=explanation, language=Language.from_dict(d.get("language")),
-                   low_confidence=bool(d.get("low_confidence", False)))
+                   low_confidence=bool(d.get("low_confidence", False)), context=Context.from_dict(d.get("context")))
 
     def flat(self) -> dict[str, Any]:
         """One row of scalar columns (FLAT_COLUMNS): tier probabilities, crisis kind and route spread out."""
@@ -103,7 +106,7 @@ FLAT_COLUMNS: Final = tuple(ScoredMessage(None, False, 0.0, None, None, 0.0, Fal
 
 
 def escalate(prediction: Mapping[str, Any], message: Message, routes: EscalationMap,
-             crisis_threshold: float) -> ScoredMessage:
+             crisis_threshold: float, context: Context | None = None) -> ScoredMessage:
     """The model's prediction for one message (a row of ``TriageModel.predict_frame``; a missing tier may
     be None or NaN) after the escalation map, without an explanation.
 
@@ -136,8 +139,9 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
         message_id=message.message_id, actionable=actionable, actionable_prob=float(prediction["actionable_prob"]),
         priority_tier=tier, tier_probs=tier_probs, crisis_risk=crisis_risk, crisis=crisis, crisis_kind=kind,
         route=route_for(routes, message, actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
-                        crisis_kind=kind.kind if kind else None, language=language.code),
-        topics=tuple(topics), language=language, low_confidence=language.foreign)
+                        crisis_kind=kind.kind if kind else None, language=language.code,
+                        context=None if context is None else context.facts()),
+        topics=tuple(topics), language=language, low_confidence=language.foreign, context=context)
 
 
 def route_for(routes: EscalationMap, message: Message, **decided: Any) -> Route:
@@ -150,16 +154,18 @@ def score(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message
     return score_with_embeddings(loaded, routes, messages)[0]
 
 
-def score_with_embeddings(loaded: LoadedModel, routes: EscalationMap,
-                          messages: Sequence[Message]) -> tuple[list[ScoredMessage], np.ndarray]:
-    """``score``, and the messages' embeddings (n, dim) for whoever watches the traffic (spike alerts)."""
+def score_with_embeddings(loaded: LoadedModel, routes: EscalationMap, messages: Sequence[Message],
+                          contexts: Sequence[Context | None] | None = None) -> tuple[list[ScoredMessage], np.ndarray]:
+    """``score``, and the messages' embeddings (n, dim) for whoever watches the traffic (spike alerts).
+    ``contexts``: what the label store knows of each message (``context.lookup``), when the caller has a store."""
     texts = [m.text for m in messages]
     model = loaded.model
     embeddings = model.encoder.encode(texts)
     frame = model.predict_frame(texts, embeddings=embeddings)
     threshold = model.thresholds["crisis"]
     results = []
-    for msg, emb, row in zip(messages, embeddings, frame.itertuples(index=False), strict=True):
-        decided = escalate(row._asdict(), msg, routes, threshold)
+    contexts = contexts if contexts is not None else [None] * len(messages)
+    for msg, emb, row, context in zip(messages, embeddings, frame.itertuples(index=False), contexts, strict=True):
+        decided = escalate(row._asdict(), msg, routes, threshold, context)
         results.append(replace(decided, explanation=loaded.explainer.explain(msg.text, emb, decided)))
     return results, embeddings

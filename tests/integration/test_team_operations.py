@@ -131,8 +131,8 @@ def test_a_map_change_through_the_api_is_live_at_the_next_request_and_in_the_his
 
 
 @pytest.mark.parametrize(("text", "fragment"), [
-    ("rules: [{name: vip, when: {repeat_contact: true}, action: respond}, {name: rest, action: ignore}]",
-     "'rules.0.when.repeat_contact': unknown field; accepted here: crisis, actionable"),
+    ("rules: [{name: vip, when: {sentiment: negative}, action: respond}, {name: rest, action: ignore}]",
+     "'rules.0.when.sentiment': unknown field; accepted here: crisis, actionable"),
     ("rules: [{name: rest, action: shout}]", "'rules.0.action'"),
     ("rules: [{name: crisis, when: {crisis: true}, action: escalate}]", "the last rule must have no conditions"),
     ("rules: [oops", "invalid YAML"),
@@ -303,3 +303,40 @@ def test_a_map_whose_approval_names_an_unknown_rule_is_refused(service, lena):
     assert r.status_code == 422
     assert "approval.routes: no rule is named 'vip customer'; use a rule's name: crisis" in r.json()["detail"][0][
         "message"]
+
+
+def test_a_follow_up_gets_its_context_and_a_repeat_contact_rule_routes_it(service, lena):
+    from datetime import UTC, datetime, timedelta
+
+    earlier = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    first = {"message_id": "ctx-1", "text": "my router has been down since Monday", "author": "@rita",
+             "conversation_id": "ctx-conv", "created_at": earlier}
+    with service.client("scorer") as c:
+        assert c.post("/v1/score", json={"messages": [first]}).status_code == 200
+    with service.client("agent") as c:  # escalated to a lead, not answered yet: the case is open
+        assert c.post("/v1/feedback", json={"decisions": [{"event_id": "ctx-e1", "message_id": "ctx-1", "agent": "ana",
+                                                            "action": "escalated", "team": "lead"}]}).status_code == 200
+    follow_up = {"text": "any news? still no internet", "author": "@rita", "conversation_id": "ctx-conv"}
+    with service.client("scorer") as c:
+        result = c.post("/v1/score", json={"messages": [follow_up]}).json()["results"][0]
+    conversation, customer = result["context"]["conversation"], result["context"]["customer"]
+    assert conversation["turns_seen"] == 1 and conversation["open_case"] is True
+    assert conversation["last_decision"]["action"] == "escalated" and conversation["last_decision"]["agent"] == "ana"
+    assert customer["repeat_contact"] is True and customer["messages_30d"] == 1
+    assert (customer["last_agent"], customer["last_outcome"]) == ("ana", "escalated")
+
+    with service.client(None) as c:  # a lead routes repeat contacts to the senior desk
+        current = c.get("/v1/routing", headers=lena).json()
+        spec = yaml.safe_load(current["yaml"])
+        spec["rules"].insert(0, {"name": "repeat contact", "when": {"repeat_contact": True, "crisis": False},
+                                 "action": "respond", "team": "senior"})
+        assert c.request("PUT", "/v1/routing", headers=lena, json={"yaml": yaml.safe_dump(spec, sort_keys=False),
+                                                                    "base_version": current["version"]}
+                         ).status_code == 200
+    with service.client("scorer") as c:
+        routed = c.post("/v1/score", json={"messages": [follow_up]}).json()["results"][0]
+        stranger = c.post("/v1/score", json={"messages": [{**follow_up, "author": "@new", "conversation_id": "n"}]}
+                          ).json()["results"][0]
+    assert (routed["route"]["rule"], routed["route"]["team"]) == ("repeat contact", "senior")
+    assert "routed by 'repeat contact' on context: repeat contact within 24 h" in routed["explanation"]["summary"]
+    assert stranger["route"]["rule"] != "repeat contact" and stranger["context"]["customer"]["messages_90d"] == 0

@@ -46,6 +46,9 @@ class MessageRow(Base):
     """A message as first seen by the store (scored with an id, or sent with a decision)."""
 
     __tablename__ = "messages"
+    # the context lookups (context.py): an author's recent messages, a conversation's messages
+    __table_args__ = (Index("ix_messages_author_created", "author", "created_at"),
+                      Index("ix_messages_conversation", "conversation_id"))
     id: Mapped[str] = mapped_column(String(ID), primary_key=True)  # the client's message_id
     text: Mapped[str] = mapped_column(Text)
     channel: Mapped[str | None] = mapped_column(String(ID))

@@ -1,0 +1,204 @@
+"""Who you're talking to: what the label store already knows about a message's conversation and its author.
+
+Every figure comes from the store alone, as of the message's ``created_at`` (else now), and leaves the message
+itself out. A stored message's verdict (actionable, tier, crisis) is its current label where it has one (a
+lead's over an agent's, the latest of each), else the latest prediction recorded for it. The README ("Context")
+defines each field in the same words.
+
+- ``conversation``: messages stored under the same ``conversation_id`` before this one (``turns_seen``, plus
+  the turns the caller sent in ``thread``, if any); ``open_case``: one of them is actionable and has no
+  closing decision (responded, archived, marked_spam, blocked); ``last_decision`` in the conversation (action,
+  agent, when); ``minutes_since_brand_reply``: since the latest ``responded`` decision in it.
+- ``customer``: the author's messages in the last 30 and 90 days, how many of them were tier 1 (questions,
+  complaints, urgent needs, crises) and crises; the latest decision on any of their messages (its agent and
+  action); ``repeat_contact``: another actionable message from them within the 24 hours before this one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import and_, func, or_, select
+
+from triage_ml.messages import Message
+from triage_ml.store.db import Store
+from triage_ml.store.tables import DecisionRow, LabelRow, MessageRow, PredictionRow
+from triage_ml.times import as_utc
+
+CLOSING_ACTIONS: Final = frozenset({"responded", "archived", "marked_spam", "blocked"})
+REPEAT_WINDOW: Final = timedelta(hours=24)
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Verdict:
+    actionable: bool
+    tier: int | None
+    crisis: bool
+
+
+@dataclass(frozen=True)
+class ConversationContext:
+    conversation_id: str
+    turns_seen: int
+    open_case: bool
+    last_decision: dict[str, Any] | None
+    minutes_since_brand_reply: float | None
+
+
+@dataclass(frozen=True)
+class CustomerContext:
+    author: str
+    messages_30d: int
+    messages_90d: int
+    tier1_30d: int
+    tier1_90d: int
+    crises_30d: int
+    crises_90d: int
+    last_agent: str | None
+    last_outcome: str | None
+    repeat_contact: bool
+
+
+@dataclass(frozen=True)
+class Context:
+    conversation: ConversationContext | None
+    customer: CustomerContext | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conversation": None if self.conversation is None else asdict(self.conversation),
+                "customer": None if self.customer is None else asdict(self.customer)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Context | None:
+        """A context as ``to_dict`` wrote it (a recorded result read back)."""
+        if not d:
+            return None
+        conversation, customer = d.get("conversation"), d.get("customer")
+        return cls(None if not conversation else ConversationContext(**conversation),
+                   None if not customer else CustomerContext(**customer))
+
+    def facts(self) -> dict[str, Any]:
+        """What the escalation map's context conditions read (``routing.CONTEXT_CONDITIONS``)."""
+        c, p = self.conversation, self.customer
+        return {"open_case": bool(c and c.open_case), "repeat_contact": bool(p and p.repeat_contact),
+                "conversation_turns": c.turns_seen if c else 0,
+                "customer_messages_30d": p.messages_30d if p else 0, "customer_tier1_30d": p.tier1_30d if p else 0,
+                "customer_tier1_90d": p.tier1_90d if p else 0, "customer_crises_90d": p.crises_90d if p else 0}
+
+
+def lookup(store: Store, messages: Sequence[Message], thread_turns: Sequence[int] | None = None,
+           now: datetime | None = None) -> list[Context]:
+    """One Context per message, from a handful of indexed queries for the whole batch. ``thread_turns``: how
+    many earlier turns each caller sent along (they count as seen)."""
+    now = now or datetime.now(UTC)
+    at = [as_utc(m.created_at) if m.created_at else now for m in messages]
+    authors = sorted({m.author for m in messages if m.author})
+    conversations = sorted({m.conversation_id for m in messages if m.conversation_id})
+    if not authors and not conversations:
+        return [Context(None, None) for _ in messages]
+    oldest = min(at) - timedelta(days=90)
+    with store.session() as session:
+        when = func.coalesce(MessageRow.created_at, MessageRow.first_seen)
+        rows = []
+        for chunk in _chunks(authors):
+            rows += session.execute(select(MessageRow.id, MessageRow.author, MessageRow.conversation_id, when)
+                                    .where(MessageRow.author.in_(chunk),
+                                           or_(MessageRow.created_at >= oldest,
+                                               and_(MessageRow.created_at.is_(None), MessageRow.first_seen >= oldest)))
+                                    ).all()
+        for chunk in _chunks(conversations):
+            rows += session.execute(select(MessageRow.id, MessageRow.author, MessageRow.conversation_id, when)
+                                    .where(MessageRow.conversation_id.in_(chunk))).all()
+        stored = {r[0]: (r[1], r[2], as_utc(r[3])) for r in rows}
+        ids = sorted(stored)
+        verdicts = _verdicts(session, ids)
+        decisions = defaultdict(list)
+        for chunk in _chunks(ids):
+            for message_id, agent, action, decided in session.execute(
+                    select(DecisionRow.message_id, DecisionRow.agent, DecisionRow.action,
+                           func.coalesce(DecisionRow.decided_at, DecisionRow.received_at))
+                    .where(DecisionRow.message_id.in_(chunk))):
+                decisions[message_id].append((as_utc(decided), agent, action))
+    by_author, by_conversation = defaultdict(list), defaultdict(list)
+    for message_id, (author, conversation, posted) in stored.items():
+        if author:
+            by_author[author].append((posted, message_id))
+        if conversation:
+            by_conversation[conversation].append((posted, message_id))
+    turns = thread_turns or [0] * len(messages)
+    return [Context(_conversation(m, t, by_conversation, verdicts, decisions, extra)
+                    if m.conversation_id else None,
+                    _customer(m, t, by_author, verdicts, decisions) if m.author else None)
+            for m, t, extra in zip(messages, at, turns, strict=True)]
+
+
+def _conversation(m: Message, at: datetime, by_conversation: dict, verdicts: dict, decisions: dict,
+                  extra_turns: int) -> ConversationContext:
+    earlier = [(p, i) for p, i in by_conversation[m.conversation_id] if i != m.message_id and p <= at]
+    ids = [i for _, i in earlier]
+    open_case = any(verdicts.get(i, _NOISE).actionable and not any(
+        d[0] <= at and d[2] in CLOSING_ACTIONS for d in decisions[i]) for i in ids)
+    past = sorted(d for i in ids for d in decisions[i] if d[0] <= at)
+    last = past[-1] if past else None
+    replies = [d[0] for d in past if d[2] == "responded"]
+    return ConversationContext(
+        conversation_id=str(m.conversation_id), turns_seen=len(earlier) + extra_turns, open_case=open_case,
+        last_decision=None if last is None else {"action": last[2], "agent": last[1], "at": last[0].isoformat()},
+        minutes_since_brand_reply=None if not replies else round((at - replies[-1]).total_seconds() / 60, 1))
+
+
+def _customer(m: Message, at: datetime, by_author: dict, verdicts: dict, decisions: dict) -> CustomerContext:
+    def within(days: float) -> list[str]:
+        return [i for p, i in by_author[m.author] if i != m.message_id and at - timedelta(days=days) <= p <= at]
+
+    d30, d90 = within(30), within(90)
+    repeat = [i for p, i in by_author[m.author]
+              if i != m.message_id and at - REPEAT_WINDOW <= p <= at and verdicts.get(i, _NOISE).actionable]
+    past = sorted(d for i in d90 for d in decisions[i] if d[0] <= at)
+    last = past[-1] if past else None
+    return CustomerContext(
+        author=str(m.author), messages_30d=len(d30), messages_90d=len(d90),
+        tier1_30d=sum(verdicts.get(i, _NOISE).tier == 1 for i in d30),
+        tier1_90d=sum(verdicts.get(i, _NOISE).tier == 1 for i in d90),
+        crises_30d=sum(verdicts.get(i, _NOISE).crisis for i in d30),
+        crises_90d=sum(verdicts.get(i, _NOISE).crisis for i in d90),
+        last_agent=None if last is None else last[1], last_outcome=None if last is None else last[2],
+        repeat_contact=bool(repeat))
+
+
+_NOISE = Verdict(False, None, False)
+
+
+def _verdicts(session: Any, ids: list[str]) -> dict[str, Verdict]:
+    """Each message's current verdict: its labels (lead over agent, latest first), else its latest prediction."""
+    predicted: dict[str, dict[str, Any]] = {}
+    labels: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)  # id -> head -> (rank, value)
+    for chunk in _chunks(ids):
+        latest = (select(PredictionRow.message_id, func.max(PredictionRow.id).label("id"))
+                  .where(PredictionRow.message_id.in_(chunk)).group_by(PredictionRow.message_id).subquery())
+        for message_id, result in session.execute(select(PredictionRow.message_id, PredictionRow.result)
+                                                  .join(latest, PredictionRow.id == latest.c.id)):
+            predicted[message_id] = result
+        for message_id, head, value, source, label_id in session.execute(
+                select(LabelRow.message_id, LabelRow.head, LabelRow.value, LabelRow.source, LabelRow.id)
+                .where(LabelRow.message_id.in_(chunk), LabelRow.superseded_by.is_(None))):
+            rank = (1 if source == "lead" else 0, label_id)
+            if head not in labels[message_id] or rank > labels[message_id][head][0]:
+                labels[message_id][head] = (rank, value)
+    out = {}
+    for message_id in ids:
+        p, got = predicted.get(message_id, {}), {h: v for h, (_, v) in labels.get(message_id, {}).items()}
+        actionable = bool(got.get("actionable", p.get("actionable", False)))
+        tier = got.get("priority_tier", p.get("priority_tier"))
+        crisis = bool(got.get("crisis", p.get("crisis", False)))
+        out[message_id] = Verdict(actionable or crisis, 1 if crisis else (tier if actionable else None), crisis)
+    return out
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
