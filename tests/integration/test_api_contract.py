@@ -45,7 +45,8 @@ def test_single_and_batch_in_order(service, trained_store):
     result = body["results"][0]
     assert set(result) == {"message_id", "actionable", "actionable_prob", "priority_tier", "tier_probs", "crisis_risk",
                            "crisis", "crisis_kind", "route", "explanation", "language", "low_confidence",
-                           "model_version"}
+                           "context", "model_version"}
+    assert result["context"] is None  # it names neither an author nor a conversation
     assert result["language"]["code"] == "en" and result["low_confidence"] is False
     assert result["crisis_kind"] is None, "only a crisis names its kind"
     assert result["message_id"] == "a1" and result["actionable"] and result["priority_tier"] == 1

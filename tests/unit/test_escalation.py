@@ -19,6 +19,7 @@ def decide(*args):
     assert shown.pop("message_id") is None and shown.pop("explanation") is None
     # the language (tests/unit/test_language.py): these messages are English or too short to tell
     assert shown.pop("language")["code"] in ("en", "und") and shown.pop("low_confidence") is False
+    assert shown.pop("context") is None  # no label store here (tests/integration/test_context.py)
     return shown, list(result.topics)
 
 
