@@ -93,7 +93,7 @@ class Context:
 
 def lookup(store: Store, messages: Sequence[Message], thread_turns: Sequence[int] | None = None,
            now: datetime | None = None) -> list[Context]:
-    """One Context per message, from a handful of indexed queries for the whole batch. ``thread_turns``: how
+    """One Context per message, from one indexed query for the whole batch. ``thread_turns``: how
     many earlier turns each caller sent along (they count as seen)."""
     now = now or datetime.now(UTC)
     at = [as_utc(m.created_at) if m.created_at else now for m in messages]
@@ -102,28 +102,7 @@ def lookup(store: Store, messages: Sequence[Message], thread_turns: Sequence[int
     if not authors and not conversations:
         return [Context(None, None) for _ in messages]
     oldest = min(at) - timedelta(days=90)
-    with store.session() as session:
-        when = func.coalesce(MessageRow.created_at, MessageRow.first_seen)
-        rows = []
-        for chunk in _chunks(authors):
-            rows += session.execute(select(MessageRow.id, MessageRow.author, MessageRow.conversation_id, when)
-                                    .where(MessageRow.author.in_(chunk),
-                                           or_(MessageRow.created_at >= oldest,
-                                               and_(MessageRow.created_at.is_(None), MessageRow.first_seen >= oldest)))
-                                    ).all()
-        for chunk in _chunks(conversations):
-            rows += session.execute(select(MessageRow.id, MessageRow.author, MessageRow.conversation_id, when)
-                                    .where(MessageRow.conversation_id.in_(chunk))).all()
-        stored = {r[0]: (r[1], r[2], as_utc(r[3])) for r in rows}
-        ids = sorted(stored)
-        verdicts = _verdicts(session, ids)
-        decisions = defaultdict(list)
-        for chunk in _chunks(ids):
-            for message_id, agent, action, decided in session.execute(
-                    select(DecisionRow.message_id, DecisionRow.agent, DecisionRow.action,
-                           func.coalesce(DecisionRow.decided_at, DecisionRow.received_at))
-                    .where(DecisionRow.message_id.in_(chunk))):
-                decisions[message_id].append((as_utc(decided), agent, action))
+    stored, verdicts, decisions = _read(store, authors, conversations, oldest)
     by_author, by_conversation = defaultdict(list), defaultdict(list)
     for message_id, (author, conversation, posted) in stored.items():
         if author:
@@ -174,31 +153,49 @@ def _customer(m: Message, at: datetime, by_author: dict, verdicts: dict, decisio
 _NOISE = Verdict(False, None, False)
 
 
-def _verdicts(session: Any, ids: list[str]) -> dict[str, Verdict]:
-    """Each message's current verdict: its labels (lead over agent, latest first), else its latest prediction."""
+def _read(store: Store, authors: list[str], conversations: list[str], oldest: datetime) -> tuple[
+        dict[str, tuple[str | None, str | None, datetime]], dict[str, Verdict], dict[str, list[tuple]]]:
+    """The authors' messages since ``oldest`` and the conversations' messages, each with its latest prediction,
+    its current labels and its decisions: one query (a round trip counts more than the rows)."""
+    latest = (select(func.max(PredictionRow.id)).where(PredictionRow.message_id == MessageRow.id)
+              .correlate(MessageRow).scalar_subquery())
+    recent = or_(MessageRow.created_at >= oldest, and_(MessageRow.created_at.is_(None),
+                                                       MessageRow.first_seen >= oldest))
+    query = (select(MessageRow.id, MessageRow.author, MessageRow.conversation_id,
+                    func.coalesce(MessageRow.created_at, MessageRow.first_seen), PredictionRow.result,
+                    LabelRow.id, LabelRow.head, LabelRow.value, LabelRow.source,
+                    DecisionRow.id, DecisionRow.agent, DecisionRow.action,
+                    func.coalesce(DecisionRow.decided_at, DecisionRow.received_at))
+             .outerjoin(PredictionRow, PredictionRow.id == latest)
+             .outerjoin(LabelRow, and_(LabelRow.message_id == MessageRow.id, LabelRow.superseded_by.is_(None)))
+             .outerjoin(DecisionRow, DecisionRow.message_id == MessageRow.id))
+    stored: dict[str, tuple[str | None, str | None, datetime]] = {}
     predicted: dict[str, dict[str, Any]] = {}
-    labels: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)  # id -> head -> (rank, value)
-    for chunk in _chunks(ids):
-        latest = (select(PredictionRow.message_id, func.max(PredictionRow.id).label("id"))
-                  .where(PredictionRow.message_id.in_(chunk)).group_by(PredictionRow.message_id).subquery())
-        for message_id, result in session.execute(select(PredictionRow.message_id, PredictionRow.result)
-                                                  .join(latest, PredictionRow.id == latest.c.id)):
-            predicted[message_id] = result
-        for message_id, head, value, source, label_id in session.execute(
-                select(LabelRow.message_id, LabelRow.head, LabelRow.value, LabelRow.source, LabelRow.id)
-                .where(LabelRow.message_id.in_(chunk), LabelRow.superseded_by.is_(None))):
-            rank = (1 if source == "lead" else 0, label_id)
-            if head not in labels[message_id] or rank > labels[message_id][head][0]:
-                labels[message_id][head] = (rank, value)
-    out = {}
-    for message_id in ids:
+    labels: dict[str, dict[str, tuple[tuple[int, int], int]]] = defaultdict(dict)
+    seen_decisions: dict[str, dict[int, tuple]] = defaultdict(dict)
+    with store.reading() as conn:
+        for start in range(0, max(len(authors), len(conversations)), _CHUNK):  # one query a chunk of each
+            by_author = and_(MessageRow.author.in_(authors[start:start + _CHUNK]), recent)
+            in_conversation = MessageRow.conversation_id.in_(conversations[start:start + _CHUNK])
+            for (message_id, author, conversation, posted, result, label_id, head, value, source, decision_id,
+                 agent, action, decided) in conn.execute(query.where(or_(by_author, in_conversation))):
+                stored[message_id] = (author, conversation, as_utc(posted))
+                if result is not None:
+                    predicted[message_id] = result
+                if label_id is not None:
+                    rank = (1 if source == "lead" else 0, label_id)  # a lead's label first, then the newest
+                    if head not in labels[message_id] or rank > labels[message_id][head][0]:
+                        labels[message_id][head] = (rank, value)
+                if decision_id is not None:
+                    seen_decisions[message_id][decision_id] = (as_utc(decided), agent, action)
+    verdicts = {}
+    for message_id in stored:
         p, got = predicted.get(message_id, {}), {h: v for h, (_, v) in labels.get(message_id, {}).items()}
         actionable = bool(got.get("actionable", p.get("actionable", False)))
         tier = got.get("priority_tier", p.get("priority_tier"))
         crisis = bool(got.get("crisis", p.get("crisis", False)))
-        out[message_id] = Verdict(actionable or crisis, 1 if crisis else (tier if actionable else None), crisis)
-    return out
+        verdicts[message_id] = Verdict(actionable or crisis, 1 if crisis else (tier if actionable else None), crisis)
+    decisions = defaultdict(list, {m: list(d.values()) for m, d in seen_decisions.items()})
+    return stored, verdicts, decisions
 
 
-def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
