@@ -17,6 +17,7 @@ from serving.routes import (
     admin,
     alerts,
     audit,
+    authors,
     drafts,
     feedback,
     health,
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None) -
     app = FastAPI(title="triage-ml", version=__version__, lifespan=lifespan,
                   description="Scores inbound social messages: actionable, priority tier, crisis risk, route.")
     for router in (score.router, feedback.router, drafts.router, alerts.router, model.router, admin.router,
-                   audit.router, routing.router, reports.router, health.router, webhooks.router):
+                   audit.router, routing.router, reports.router, authors.router, health.router, webhooks.router):
         app.include_router(router)
 
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds,

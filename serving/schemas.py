@@ -308,6 +308,14 @@ class RoutingHistory(BaseModel):
     next_offset: int | None
 
 
+# -- privacy (admin) ----------------------------------------------------------------------------------------------
+class Erased(BaseModel):
+    messages: int = Field(description="messages whose text and handle were erased")
+    predictions: int
+    decisions: int
+    drafts: int
+
+
 # -- the audit trail (admin) ------------------------------------------------------------------------------------
 class AuditEntry(BaseModel):
     id: int

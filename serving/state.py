@@ -28,7 +28,9 @@ from triage_ml.registry import client_for
 from triage_ml.review.client import label_studio_client
 from triage_ml.scoring import LoadedModel, ScoredMessage, score_with_embeddings
 from triage_ml.settings import Settings
+from triage_ml.store.audit import Actor
 from triage_ml.store.db import Store
+from triage_ml.store.erasure import purge_older_than
 
 log = logging.getLogger("triage_ml.serving")
 
@@ -106,19 +108,38 @@ class ServiceState:
         return results, loaded
 
     # -- polling -------------------------------------------------------------------------------------
+    async def _purge(self) -> None:
+        """Erase the texts past TRIAGE_RETENTION_DAYS (README, "Privacy"); a store that is down is tried again
+        at the next check."""
+        days = self.settings.retention_days
+        try:
+            counts = await anyio.to_thread.run_sync(purge_older_than, self.store, days, Actor(None, "service"))
+        except StoreUnavailableError as exc:
+            log.warning("retention purge skipped: %s", exc)
+            return
+        if counts["messages"]:
+            log.info("retention: erased %d message(s) older than %g days", counts["messages"], days)
+
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
         next_model_check = loop.time() + self.settings.model_poll_seconds
+        next_purge = loop.time()  # retention: at start, then hourly
         while True:
             await asyncio.sleep(self.settings.routing_poll_seconds)
             await anyio.to_thread.run_sync(self.maps.follow_file)
             await self.keyring.refresh()
+            if self.settings.retention_days and loop.time() >= next_purge:
+                next_purge = loop.time() + RETENTION_CHECK_SECONDS
+                await self._purge()
             if self.settings.model_poll_seconds and loop.time() >= next_model_check:
                 next_model_check = loop.time() + self.settings.model_poll_seconds
                 try:
                     await self.models.reload()
                 except Exception as exc:  # the registry may be briefly unreachable; keep serving
                     log.warning("model alias check failed, still serving the loaded model: %s", exc)
+
+
+RETENTION_CHECK_SECONDS = 3600.0
 
 
 def _encoder_chars(message: Message) -> int:

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         "crisis_risk at or below which an escalation to PR/legal/safety opens a dispute"))
     max_decisions: int = Field(500, ge=1, description="decisions per /v1/feedback request")
 
+    # -- privacy ----------------------------------------------------------------------------------------
+    retention_days: float | None = Field(None, gt=0, description=(
+        "message texts older than this are erased (checked hourly by the service, or `triage-ml db purge`); "
+        "unset: kept"))
+
     # -- team operations ------------------------------------------------------------------------------
     sla_tier1_minutes: float = Field(60.0, gt=0, description="a tier-1 message's first decision is due within this")
     sla_tier2_minutes: float = Field(1440.0, gt=0, description="a tier-2 message's first decision is due within this")

@@ -340,3 +340,18 @@ def test_a_follow_up_gets_its_context_and_a_repeat_contact_rule_routes_it(servic
     assert (routed["route"]["rule"], routed["route"]["team"]) == ("repeat contact", "senior")
     assert "routed by 'repeat contact' on context: repeat contact within 24 h" in routed["explanation"]["summary"]
     assert stranger["route"]["rule"] != "repeat contact" and stranger["context"]["customer"]["messages_90d"] == 0
+
+
+def test_an_admin_erases_a_customer_and_the_audit_trail_says_so_without_the_handle(service):
+    with service.client("scorer") as c:
+        c.post("/v1/score", json={"messages": [{"message_id": "gdpr-1", "text": "I'm Hana, my order 991 is late",
+                                                "author": "@hana_k"}]}).raise_for_status()
+    with service.client("lead") as c:
+        assert c.delete("/v1/authors/@hana_k").status_code == 403
+    with service.client("admin") as c:
+        erased = c.delete("/v1/authors/hana_k")
+        assert erased.status_code == 200, erased.text
+        assert erased.json() == {"messages": 1, "predictions": 1, "decisions": 0, "drafts": 0}
+        assert c.delete("/v1/authors/hana_k").json()["messages"] == 0  # already erased
+    [entry] = [e for e in audit(service, kind="erasure")["entries"] if e["detail"]["reason"] == "request"][:1]
+    assert entry["subject"].startswith("author:sha256:") and "hana" not in str(entry).lower()

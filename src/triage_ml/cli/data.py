@@ -110,3 +110,41 @@ def db_upgrade_cmd(revision: Annotated[str, typer.Argument(help="target revision
         typer.echo(f"{engine.url.render_as_string(hide_password=True)} at revision {current_revision(engine)}")
     finally:
         engine.dispose()
+
+
+@db_app.command("purge")
+def db_purge_cmd(days: Annotated[float | None, typer.Option(
+        min=0.001, help="erase texts older than this; default TRIAGE_RETENTION_DAYS")] = None) -> None:
+    """Erase the texts and handles of messages older than the retention period (README, "Privacy")."""
+    from triage_ml.store.audit import cli_actor
+    from triage_ml.store.db import Store
+    from triage_ml.store.erasure import purge_older_than
+
+    settings = settings_from_env()
+    days = days if days is not None else settings.retention_days
+    if days is None:
+        raise TriageError("no retention period: pass --days N or set TRIAGE_RETENTION_DAYS")
+    store = Store(settings.database_url)
+    try:
+        counts = purge_older_than(store, days, cli_actor())
+    finally:
+        store.dispose()
+    typer.echo(f"erased {counts['messages']} message(s) older than {days:g} days, with {counts['predictions']} "
+               f"prediction(s), {counts['decisions']} decision(s) and {counts['drafts']} draft(s) of them")
+
+
+@db_app.command("erase-author")
+def db_erase_author_cmd(
+        author: Annotated[str, typer.Argument(help="the customer's handle, with or without @")]) -> None:
+    """Erase one customer's messages and every copy of them (an erasure request); labels stay, anonymous."""
+    from triage_ml.store.audit import cli_actor
+    from triage_ml.store.db import Store
+    from triage_ml.store.erasure import erase_author
+
+    store = Store(settings_from_env().database_url)
+    try:
+        counts = erase_author(store, author, cli_actor())
+    finally:
+        store.dispose()
+    typer.echo(f"erased {counts['messages']} message(s), {counts['predictions']} prediction(s), "
+               f"{counts['decisions']} decision(s) and {counts['drafts']} draft(s)")

@@ -35,6 +35,7 @@ KINDS: Final = {
     "map.changed": "an escalation map version loaded (from its file or through the API)",
     "key.created": "a personal API key issued",
     "key.revoked": "a personal API key revoked",
+    "erasure": "an author's messages erased on request, or texts purged past retention (the author by hash only)",
 }
 FAMILIES: Final = sorted({kind.split(".")[0] for kind in KINDS})
 
