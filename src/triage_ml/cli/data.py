@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -112,39 +113,36 @@ def db_upgrade_cmd(revision: Annotated[str, typer.Argument(help="target revision
         engine.dispose()
 
 
+def _erase(what: str, erase: Callable[..., dict[str, int]], *args: Any) -> None:
+    """Run an erasure on the configured store as the person at the keyboard, and say what it erased."""
+    from triage_ml.store.audit import cli_actor
+    from triage_ml.store.db import Store
+
+    store = Store(settings_from_env().database_url)
+    try:
+        counts = erase(store, *args, cli_actor())
+    finally:
+        store.dispose()
+    typer.echo(f"erased {counts['messages']} message(s){what}, with {counts['predictions']} prediction(s), "
+               f"{counts['decisions']} decision(s) and {counts['drafts']} draft(s) of them")
+
+
 @db_app.command("purge")
 def db_purge_cmd(days: Annotated[float | None, typer.Option(
         min=0.001, help="erase texts older than this; default TRIAGE_RETENTION_DAYS")] = None) -> None:
     """Erase the texts and handles of messages older than the retention period (README, "Privacy")."""
-    from triage_ml.store.audit import cli_actor
-    from triage_ml.store.db import Store
     from triage_ml.store.erasure import purge_older_than
 
-    settings = settings_from_env()
-    days = days if days is not None else settings.retention_days
+    days = days if days is not None else settings_from_env().retention_days
     if days is None:
         raise TriageError("no retention period: pass --days N or set TRIAGE_RETENTION_DAYS")
-    store = Store(settings.database_url)
-    try:
-        counts = purge_older_than(store, days, cli_actor())
-    finally:
-        store.dispose()
-    typer.echo(f"erased {counts['messages']} message(s) older than {days:g} days, with {counts['predictions']} "
-               f"prediction(s), {counts['decisions']} decision(s) and {counts['drafts']} draft(s) of them")
+    _erase(f" older than {days:g} days", purge_older_than, days)
 
 
 @db_app.command("erase-author")
 def db_erase_author_cmd(
         author: Annotated[str, typer.Argument(help="the customer's handle, with or without @")]) -> None:
     """Erase one customer's messages and every copy of them (an erasure request); labels stay, anonymous."""
-    from triage_ml.store.audit import cli_actor
-    from triage_ml.store.db import Store
     from triage_ml.store.erasure import erase_author
 
-    store = Store(settings_from_env().database_url)
-    try:
-        counts = erase_author(store, author, cli_actor())
-    finally:
-        store.dispose()
-    typer.echo(f"erased {counts['messages']} message(s), {counts['predictions']} prediction(s), "
-               f"{counts['decisions']} decision(s) and {counts['drafts']} draft(s)")
+    _erase("", erase_author, author)
