@@ -92,8 +92,13 @@ class MapHolder:
             self._unrecorded = None
 
     def _replace_file(self, text: str) -> None:
+        try:
+            mode = self.path.stat().st_mode & 0o777  # the new file keeps the old one's permissions
+        except OSError:
+            mode = 0o644
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
                 out.flush()

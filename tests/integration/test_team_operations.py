@@ -102,6 +102,7 @@ def test_a_map_change_through_the_api_is_live_at_the_next_request_and_in_the_his
     with service.client("agent") as c:
         before = c.get("/v1/routing").json()
     assert before["yaml"] == Path("serving/routing.yaml").read_text() and len(before["version"]) == 12
+    mode = service.routing.stat().st_mode & 0o777
     assert score_route(service, "@serial_refunder")["action"] != "block"
 
     new = yaml.safe_load(before["yaml"])
@@ -116,6 +117,7 @@ def test_a_map_change_through_the_api_is_live_at_the_next_request_and_in_the_his
         assert score_route(service, "@serial_refunder") == {"action": "block", "team": None, "rule": "authors.block",
                                                              "approval": {"required": False, "by": None, "reasons": []}}
         assert service.routing.read_text() == text  # the file is the map: a restart keeps it
+        assert service.routing.stat().st_mode & 0o777 == mode  # and keeps its permissions
         # a second edit from the old version is refused: it would undo this one unseen
         stale = c.request("PUT", "/v1/routing", headers=lena, json={"yaml": before["yaml"],
                                                                      "base_version": before["version"]})
