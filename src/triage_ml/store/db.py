@@ -42,8 +42,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin_immediate(conn: Any) -> None:  # a lookup (``Store.reading``) takes no write lock
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=30)
@@ -106,12 +106,15 @@ class Store:
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """A connection for lookups that need no snapshot: on PostgreSQL each statement runs on its own
-        (autocommit), which saves the BEGIN and ROLLBACK round trips; SQLite reads as ``session`` does."""
+        (autocommit), which saves the BEGIN and ROLLBACK round trips; on SQLite a plain (deferred) BEGIN, so a
+        lookup never holds the write lock that writers queue for."""
         self.ensure_schema()
         try:
             with self.engine.connect() as conn:
                 if self.engine.dialect.name == "postgresql":
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    conn = conn.execution_options(read_only=True)
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailableError(_reason(self.engine, exc)) from None
