@@ -116,3 +116,29 @@ def test_a_context_condition_that_is_not_a_comparison_is_refused(bad):
     with pytest.raises(ConfigError, match=r"'rules.0.when.customer_crises_90d': .* is not a comparison; write e.g."):
         EscalationMap.from_text(f"rules: [{{name: r, when: {{customer_crises_90d: '{bad}'}}, action: ignore}}, "
                                 "{name: rest, action: ignore}]", "map")
+
+
+def test_a_lookup_on_sqlite_never_holds_the_write_lock(tmp_path):
+    """Scoring looks context up while agents' decisions are written: on SQLite a lookup's transaction is
+    deferred, so a writer takes the write lock at once instead of queueing behind it."""
+    import sqlite3
+
+    from sqlalchemy import text
+
+    path = tmp_path / "triage.db"
+    store = Store(f"sqlite:///{path.as_posix()}")
+    try:
+        with store.reading() as conn:
+            assert conn.execute(text("SELECT count(*) FROM messages")).scalar() == 0
+            writer = sqlite3.connect(path, timeout=0.1)
+            writer.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the lookup held the lock
+            writer.rollback()
+            writer.close()
+        with store.session() as session:  # an ordinary session still takes it (writes queue, never fail)
+            session.execute(text("SELECT 1"))
+            blocked = sqlite3.connect(path, timeout=0.1)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                blocked.execute("BEGIN IMMEDIATE")
+            blocked.close()
+    finally:
+        store.dispose()
