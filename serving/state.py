@@ -10,6 +10,7 @@ import contextlib
 import logging
 
 import anyio
+from sqlalchemy.exc import SQLAlchemyError
 
 from serving.escalation_map import MapHolder
 from serving.keyring import KeyRing
@@ -95,9 +96,9 @@ class ServiceState:
             return None
         try:
             return list(context.lookup(self.store, messages))
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, SQLAlchemyError) as exc:  # e.g. a store not migrated yet: never a 500
             self.metrics.context_unavailable.inc()
-            log.warning("scored without context: %s", exc)
+            log.warning("scored without context: %s", str(exc).splitlines()[0])
             return None
 
     async def score(self, messages: list[Message],

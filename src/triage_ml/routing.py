@@ -341,13 +341,13 @@ class EscalationMap:
                 continue
             if cond.language is not None and language not in cond.language:
                 continue
-            facts = context or {}
-            if any(getattr(cond, k) is not None and bool(facts.get(k)) != getattr(cond, k) for k in CONTEXT_FLAGS):
+            known = context or {}
+            if any(getattr(cond, k) is not None and bool(known.get(k)) != getattr(cond, k) for k in CONTEXT_FLAGS):
                 continue
-            if any(getattr(cond, k) is not None and not compare(getattr(cond, k), int(facts.get(k, 0)))
+            if any(getattr(cond, k) is not None and not compare(getattr(cond, k), int(known.get(k, 0)))
                    for k in CONTEXT_COUNTS):
                 continue
-            return Route(rule.action, rule.team, rule.name, self.sign_off(rule.name), context_reasons(cond, facts))
+            return Route(rule.action, rule.team, rule.name, self.sign_off(rule.name), context_reasons(cond, known))
         raise AssertionError("unreachable: the last rule has no conditions")  # pragma: no cover
 
 

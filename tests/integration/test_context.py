@@ -109,6 +109,22 @@ def test_the_map_routes_on_context_and_says_why(store):
     assert routes.route(**decided).rule == "rest"  # scored without context (no store): no context rule fires
 
 
+def test_a_context_rule_that_does_not_fire_leaves_the_rules_after_it_as_they_were():
+    """A context rule first, then the ordinary ones: a message it does not catch is routed by them (a bug once
+    let the rule after it match everything)."""
+    routes = EscalationMap(RoutingMap.model_validate({"rules": [
+        {"name": "repeat", "when": {"repeat_contact": True, "crisis": False}, "action": "respond", "team": "senior"},
+        {"name": "crisis", "when": {"crisis": True}, "action": "escalate", "team": "pr"},
+        {"name": "tier 2", "when": {"actionable": True, "priority_tier": 2}, "action": "acknowledge"},
+        {"name": "rest", "action": "ignore"}]}))
+    praise = {"actionable": True, "priority_tier": 2, "crisis": False, "topics": []}
+    for context in (None, {"repeat_contact": False}, {"customer_crises_90d": 3}):
+        assert routes.route(**praise, context=context).rule == "tier 2"
+    assert routes.route(**praise, context={"repeat_contact": True}).rule == "repeat"
+    crisis = {**praise, "crisis": True, "priority_tier": 1}
+    assert routes.route(**crisis, context={"repeat_contact": True}).rule == "crisis"
+
+
 @pytest.mark.parametrize("bad", [">= one", "=>1", "-1", "1.5"])
 def test_a_context_condition_that_is_not_a_comparison_is_refused(bad):
     from triage_ml.errors import ConfigError
