@@ -25,13 +25,13 @@ from typing import Any, Final
 from sqlalchemy import and_, func, or_, select
 
 from triage_ml.messages import Message
-from triage_ml.store.db import Store
+from triage_ml.store.db import IN_CHUNK, Store
 from triage_ml.store.tables import DecisionRow, LabelRow, MessageRow, PredictionRow
+from triage_ml.taxonomy import close_prediction
 from triage_ml.times import as_utc
 
 CLOSING_ACTIONS: Final = frozenset({"responded", "archived", "marked_spam", "blocked"})
 REPEAT_WINDOW: Final = timedelta(hours=24)
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,9 @@ def _read(store: Store, authors: list[str], conversations: list[str], oldest: da
     labels: dict[str, dict[str, tuple[tuple[int, int], int]]] = defaultdict(dict)
     seen_decisions: dict[str, dict[int, tuple]] = defaultdict(dict)
     with store.reading() as conn:
-        for start in range(0, max(len(authors), len(conversations)), _CHUNK):  # one query a chunk of each
-            by_author = and_(MessageRow.author.in_(authors[start:start + _CHUNK]), recent)
-            in_conversation = MessageRow.conversation_id.in_(conversations[start:start + _CHUNK])
+        for start in range(0, max(len(authors), len(conversations)), IN_CHUNK):  # one query a chunk of each
+            by_author = and_(MessageRow.author.in_(authors[start:start + IN_CHUNK]), recent)
+            in_conversation = MessageRow.conversation_id.in_(conversations[start:start + IN_CHUNK])
             for (message_id, author, conversation, posted, result, label_id, head, value, source, decision_id,
                  agent, action, decided) in conn.execute(query.where(or_(by_author, in_conversation))):
                 stored[message_id] = (author, conversation, as_utc(posted))
@@ -191,10 +191,10 @@ def _read(store: Store, authors: list[str], conversations: list[str], oldest: da
     verdicts = {}
     for message_id in stored:
         p, got = predicted.get(message_id, {}), {h: v for h, (_, v) in labels.get(message_id, {}).items()}
-        actionable = bool(got.get("actionable", p.get("actionable", False)))
-        tier = got.get("priority_tier", p.get("priority_tier"))
         crisis = bool(got.get("crisis", p.get("crisis", False)))
-        verdicts[message_id] = Verdict(actionable or crisis, 1 if crisis else (tier if actionable else None), crisis)
+        actionable, tier = close_prediction(bool(got.get("actionable", p.get("actionable", False))),
+                                            got.get("priority_tier", p.get("priority_tier")), crisis)
+        verdicts[message_id] = Verdict(actionable, tier, crisis)
     decisions = defaultdict(list, {m: list(d.values()) for m, d in seen_decisions.items()})
     return stored, verdicts, decisions
 

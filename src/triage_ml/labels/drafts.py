@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from triage_ml.errors import ConflictError, ForbiddenError, NotFoundError
 from triage_ml.routing import EscalationMap, SignOff
-from triage_ml.store import audit
+from triage_ml.store import audit, db
 from triage_ml.store.audit import Actor
 from triage_ml.store.db import Store
 from triage_ml.store.tables import DraftRow, MessageRow, PredictionRow, utcnow
@@ -104,9 +104,7 @@ def page(store: Store, state: str | None, limit: int, offset: int, agent: str | 
         total = session.scalar(select(func.count()).select_from(DraftRow).where(*where)) or 0
         rows = session.scalars(select(DraftRow).where(*where).order_by(DraftRow.id).limit(limit).offset(offset)).all()
         drafts = [view(r, session.get(MessageRow, r.message_id)) for r in rows]
-    following = offset + len(drafts)
-    return {"drafts": drafts, "limit": limit, "offset": offset, "total": total,
-            "next_offset": following if drafts and following < total else None}
+    return db.page("drafts", drafts, limit, offset, total)
 
 
 def get(store: Store, draft_id: int) -> dict[str, Any]:

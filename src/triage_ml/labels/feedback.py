@@ -30,7 +30,7 @@ from triage_ml.messages import CONTEXT_FIELDS, Message, message_record
 from triage_ml.routing import EscalationMap
 from triage_ml.store import audit
 from triage_ml.store.audit import Actor
-from triage_ml.store.db import Store
+from triage_ml.store.db import Store, page
 from triage_ml.store.tables import DecisionRow, DisputeRow, LabelRow, MessageRow, PredictionRow
 from triage_ml.times import as_utc
 
@@ -314,9 +314,7 @@ def dispute_page(store: Store, state: str | None, limit: int, offset: int) -> di
         total = session.scalar(select(func.count()).select_from(DisputeRow).where(*where))
         rows = session.scalars(select(DisputeRow).where(*where).order_by(DisputeRow.id).limit(limit).offset(offset))
         views = [dispute_view(session, d) for d in rows.all()]
-    following = offset + len(views)
-    return {"disputes": views, "limit": limit, "offset": offset, "total": total,
-            "next_offset": following if views and following < total else None}
+    return page("disputes", views, limit, offset, total)
 
 
 def list_disputes(store: Store, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:

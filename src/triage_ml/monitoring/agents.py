@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import func, select
 
-from triage_ml.store.db import Store
+from triage_ml.store.db import Store, chunks
 from triage_ml.store.tables import AuditRow, DecisionRow, DraftRow, LabelRow, MessageRow, PredictionRow
 from triage_ml.taxonomy import HEADS
 from triage_ml.times import as_utc
@@ -180,7 +180,7 @@ def _first_decisions(session: Any, ids: list[str]) -> dict[str, int]:
 def _predicted_tiers(session: Any, ids: list[str]) -> dict[str, int | None]:
     latest = select(PredictionRow.message_id, func.max(PredictionRow.id).label("id")).group_by(PredictionRow.message_id)
     out = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         sub = latest.where(PredictionRow.message_id.in_(chunk)).subquery()
         for message_id, result in session.execute(select(PredictionRow.message_id, PredictionRow.result)
                                                   .join(sub, PredictionRow.id == sub.c.id)):
@@ -188,14 +188,10 @@ def _predicted_tiers(session: Any, ids: list[str]) -> dict[str, int | None]:
     return out
 
 
-def _chunks(ids: list[Any], size: int = 500) -> list[list[Any]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
-
-
 def _chunked(session: Any, query: Any, column: Any, ids: list[Any], *, scalars: bool = False) -> list[Any]:
     """``query`` restricted to ``column IN ids``, in chunks (SQLite caps bound parameters)."""
     rows: list[Any] = []
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         result = session.execute(query.where(column.in_(chunk)))
         rows.extend(result.scalars().all() if scalars else result.all())
     return rows

@@ -16,6 +16,7 @@ from typing import Any, Final, NamedTuple
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from triage_ml.store import db
 from triage_ml.store.db import Store
 from triage_ml.store.tables import AuditRow, utcnow
 
@@ -109,9 +110,7 @@ def page(store: Store, *, kind: str | None = None, actor: str | None = None, sin
         total = session.scalar(select(func.count()).select_from(AuditRow).where(*where)) or 0
         rows = session.scalars(select(AuditRow).where(*where).order_by(AuditRow.id).limit(limit).offset(offset)).all()
         entries = [view(row) for row in rows]
-    following = offset + len(entries)
-    return {"entries": entries, "limit": limit, "offset": offset, "total": total,
-            "next_offset": following if entries and following < total else None}
+    return db.page("entries", entries, limit, offset, total)
 
 
 def view(row: AuditRow) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +16,20 @@ from triage_ml.errors import ConfigError, StoreUnavailableError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
+IN_CHUNK = 500  # values bound in one IN (...): SQLite's default limit on bound parameters is 999
+
+
+def chunks(values: Sequence[T], size: int = IN_CHUNK) -> list[Sequence[T]]:
+    """``values`` in slices small enough for one ``IN (...)``."""
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def page(key: str, items: list[Any], limit: int, offset: int, total: int) -> dict[str, Any]:
+    """One page of a listing as the API answers it: {key: items, limit, offset, total, next_offset}; the next
+    page starts at ``next_offset``, None after the last."""
+    following = offset + len(items)
+    return {key: items, "limit": limit, "offset": offset, "total": total,
+            "next_offset": following if items and following < total else None}
 
 
 def make_engine(url: str) -> Engine:

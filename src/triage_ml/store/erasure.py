@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from triage_ml.store import audit
 from triage_ml.store.audit import Actor
-from triage_ml.store.db import Store
+from triage_ml.store.db import Store, chunks
 from triage_ml.store.tables import DecisionRow, DraftRow, MessageRow, PredictionRow
 
 ERASED: Final = "[erased]"
@@ -65,8 +65,7 @@ def purge_older_than(store: Store, days: float, actor: Actor, now: datetime | No
 
 def _scrub(session: Session, ids: Sequence[str]) -> dict[str, int]:
     counts = {"messages": 0, "predictions": 0, "decisions": 0, "drafts": 0}
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start:start + 500])
+    for chunk in chunks(ids):
         for message in session.scalars(select(MessageRow).where(MessageRow.id.in_(chunk))):
             message.text, message.author = ERASED, None
             counts["messages"] += 1

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from triage_ml.routing import content_hash
 from triage_ml.store import audit
 from triage_ml.store.audit import Actor
-from triage_ml.store.db import Store
+from triage_ml.store.db import Store, page
 from triage_ml.store.tables import RoutingVersionRow, utcnow
 
 
@@ -58,9 +58,7 @@ def history(store: Store, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         previous = {r.id: r for r in session.scalars(select(RoutingVersionRow)
                                                      .where(RoutingVersionRow.id.in_(previous_ids)))}
         versions = [_view(r, previous.get(r.previous_id) if r.previous_id else None) for r in rows]
-    following = offset + len(versions)
-    return {"versions": versions, "limit": limit, "offset": offset, "total": total,
-            "next_offset": following if versions and following < total else None}
+    return page("versions", versions, limit, offset, total)
 
 
 def _latest(session: Session) -> RoutingVersionRow | None:
