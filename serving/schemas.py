@@ -86,6 +86,18 @@ class LanguageOut(BaseModel):
     confidence: float = Field(description="the detector's probability for its best guess")
 
 
+class ThreadOut(BaseModel):
+    turns: int = Field(description="earlier turns known (sent in thread and in_reply_to, or looked up by id)")
+    answered_from: str | None = Field(description="who wrote the answered turn: customer or brand (null: unsaid)")
+    used: bool = Field(description="the thread-aware head judged the message with the turn it answers")
+    notes: list[str] = Field(description="parts of the thread that could not be used, and why")
+
+
+class SentimentOut(BaseModel):
+    label: str = Field(description="the customer's tone: negative, neutral or positive")
+    probs: dict[str, float] = Field(description="probability of each")
+
+
 class ScoreResult(BaseModel):
     message_id: str | None
     actionable: bool
@@ -105,6 +117,10 @@ class ScoreResult(BaseModel):
         "what the label store knows: conversation (turns_seen, open_case, last_decision, minutes_since_brand_reply)"
         " and customer (messages, tier-1 messages and crises in 30/90 days, last agent and outcome, "
         "repeat_contact); null when the message names neither author nor conversation (README, \"Context\")"))
+    thread: ThreadOut | None = Field(None, description="the thread sent with the message (thread, in_reply_to): "
+                                     "null when none was sent")
+    sentiment: SentimentOut | None = Field(None, description="the customer's tone (null: the model has no "
+                                           "sentiment head)")
     model_version: str
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
@@ -85,9 +86,21 @@ class ServiceState:
         if loaded is None:
             raise ModelNotFoundError("no model loaded")
         self.metrics.batch_size.observe(len(messages))
+        messages = self._threads(messages)
         results, embeddings = score_with_embeddings(loaded, routes, messages, self._contexts(messages))
         self.spikes.offer(loaded, messages, results, embeddings)
         return results, loaded
+
+    def _threads(self, messages: list[Message]) -> list[Message]:
+        """Each message whose caller named the answered turn by id only, with that turn's text from the label
+        store (or a note saying it is not there; the store unreadable reads as not there)."""
+        if not any(m.thread and m.thread.reply_to_id for m in messages):
+            return messages
+        try:
+            return context.resolve_threads(self.store, messages)
+        except (StoreUnavailableError, SQLAlchemyError) as exc:
+            log.warning("answered turns not looked up: %s", str(exc).splitlines()[0])
+            return [replace(m, thread=m.thread.resolved(None)) if m.thread else m for m in messages]
 
     def _contexts(self, messages: list[Message]) -> list[Context | None] | None:
         """What the label store knows of each message's conversation and author; None (scored without context,
@@ -95,7 +108,8 @@ class ServiceState:
         if not any(m.author or m.conversation_id for m in messages):
             return None
         try:
-            return list(context.lookup(self.store, messages))
+            return list(context.lookup(self.store, messages,
+                                       [len(m.thread.turns) if m.thread else 0 for m in messages]))
         except (StoreUnavailableError, SQLAlchemyError) as exc:  # e.g. a store not migrated yet: never a 500
             self.metrics.context_unavailable.inc()
             log.warning("scored without context: %s", str(exc).splitlines()[0])

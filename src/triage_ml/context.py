@@ -11,27 +11,29 @@ defines each field in the same words.
   agent, when); ``minutes_since_brand_reply``: since the latest ``responded`` decision in it.
 - ``customer``: the author's messages in the last 30 and 90 days, how many of them were tier 1 (questions,
   complaints, urgent needs, crises) and crises; the latest decision on any of their messages (its agent and
-  action); ``repeat_contact``: another actionable message from them within the 24 hours before this one.
+  action); ``repeat_contact``: another actionable message from them within the 24 hours before this one;
+  ``sentiment_trend``: the predicted sentiment of their latest 5 messages of the last 90 days, oldest first.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import and_, func, or_, select
 
 from triage_ml.messages import Message
-from triage_ml.store.db import IN_CHUNK, Store
+from triage_ml.store.db import IN_CHUNK, Store, chunks
 from triage_ml.store.tables import DecisionRow, LabelRow, MessageRow, PredictionRow
 from triage_ml.taxonomy import close_prediction
 from triage_ml.times import as_utc
 
 CLOSING_ACTIONS: Final = frozenset({"responded", "archived", "marked_spam", "blocked"})
 REPEAT_WINDOW: Final = timedelta(hours=24)
+SENTIMENT_TREND: Final = 5  # how many of the author's latest messages the sentiment trend shows
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Verdict:
     actionable: bool
     tier: int | None
     crisis: bool
+    sentiment: str | None = None  # the latest prediction's, where the model had a sentiment head
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class CustomerContext:
     last_agent: str | None
     last_outcome: str | None
     repeat_contact: bool
+    sentiment_trend: list[str] = field(default_factory=list)  # the latest SENTIMENT_TREND messages', oldest first
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,18 @@ def lookup(store: Store, messages: Sequence[Message], thread_turns: Sequence[int
             for m, t, extra in zip(messages, at, turns, strict=True)]
 
 
+def resolve_threads(store: Store, messages: Sequence[Message]) -> list[Message]:
+    """``messages`` with each answered turn named by id only (``Thread.reply_to_id``) looked up in the store:
+    its text becomes the answered turn, or the thread says it is not there."""
+    wanted = sorted({m.thread.reply_to_id for m in messages if m.thread and m.thread.reply_to_id})
+    texts: dict[str, str] = {}
+    with store.reading() as conn:
+        for part in chunks(wanted):
+            texts.update(conn.execute(select(MessageRow.id, MessageRow.text).where(MessageRow.id.in_(part))).all())
+    return [replace(m, thread=m.thread.resolved(texts.get(m.thread.reply_to_id) or None))
+            if m.thread and m.thread.reply_to_id else m for m in messages]
+
+
 def _conversation(m: Message, at: datetime, by_conversation: dict, verdicts: dict, decisions: dict,
                   extra_turns: int) -> ConversationContext:
     earlier = [(p, i) for p, i in by_conversation[m.conversation_id] if i != m.message_id and p <= at]
@@ -147,7 +163,13 @@ def _customer(m: Message, at: datetime, by_author: dict, verdicts: dict, decisio
         crises_30d=sum(verdicts.get(i, _NOISE).crisis for i in d30),
         crises_90d=sum(verdicts.get(i, _NOISE).crisis for i in d90),
         last_agent=None if last is None else last[1], last_outcome=None if last is None else last[2],
-        repeat_contact=bool(repeat))
+        repeat_contact=bool(repeat), sentiment_trend=_trend(by_author[m.author], set(d90), verdicts))
+
+
+def _trend(posted: list[tuple[datetime, str]], within: set[str], verdicts: dict[str, Verdict]) -> list[str]:
+    """The sentiments of the latest SENTIMENT_TREND messages among ``within`` that have one, oldest first."""
+    known = [(p, verdicts[i].sentiment) for p, i in posted if i in within and i in verdicts and verdicts[i].sentiment]
+    return [sentiment for _, sentiment in sorted(known)[-SENTIMENT_TREND:]]
 
 
 _NOISE = Verdict(False, None, False)
@@ -194,7 +216,7 @@ def _read(store: Store, authors: list[str], conversations: list[str], oldest: da
         crisis = bool(got.get("crisis", p.get("crisis", False)))
         actionable, tier = close_prediction(bool(got.get("actionable", p.get("actionable", False))),
                                             got.get("priority_tier", p.get("priority_tier")), crisis)
-        verdicts[message_id] = Verdict(actionable, tier, crisis)
+        verdicts[message_id] = Verdict(actionable, tier, crisis, (p.get("sentiment") or {}).get("label"))
     decisions = defaultdict(list, {m: list(d.values()) for m, d in seen_decisions.items()})
     return stored, verdicts, decisions
 

@@ -132,6 +132,8 @@ class Explainer:
             summary += "; terms: " + ", ".join(terms)
         if topics:
             summary += "; watch-list: " + ", ".join(topics)
+        if result.thread and result.thread["used"]:
+            summary += f"; judged with the turn it answers (from the {result.thread['answered_from'] or 'thread'})"
         if result.route.because:
             summary += f"; routed by '{result.route.rule}' on context: " + ", ".join(result.route.because)
         language = result.language

@@ -7,11 +7,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, get_type_hints
+from typing import Annotated, Any, Final, Literal, get_type_hints
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    create_model,
+    model_validator,
+)
 
 from triage_ml.settings import get_settings
+from triage_ml.thread import Thread, Turn, thread_of
 from triage_ml.times import as_utc
 
 MAX_ID_CHARS: Final = 256
@@ -19,7 +29,8 @@ MAX_ID_CHARS: Final = 256
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message to score: its text and what the inbox knows about it."""
+    """One message to score: its text, what the inbox knows about it, and (``thread``) the turns before it as
+    the inbox has them: scoring input only, never stored."""
 
     text: str
     message_id: str | None = None
@@ -29,9 +40,11 @@ class Message:
     conversation_id: str | None = None
     is_private: bool | None = None
     created_at: datetime | None = None
+    thread: Thread | None = None
 
 
-FIELDS: Final = tuple(f.name for f in fields(Message) if f.name != "text")  # what a caller may send beside the text
+# the message's own fields, what a caller may send beside the text and the thread (which is never stored)
+FIELDS: Final = tuple(f.name for f in fields(Message) if f.name not in ("text", "thread"))
 CONTEXT_FIELDS: Final = tuple(f for f in FIELDS if f != "message_id")  # what the store keeps beside id and text
 STRING_FIELDS: Final = tuple(f for f, t in get_type_hints(Message).items()
                            if t == str | None and f != "message_id")  # the context fields that are strings
@@ -105,13 +118,65 @@ def message_fields(*, text_required: bool, id_required: bool) -> dict[str, Any]:
     return out
 
 
+# -- the thread a caller may send with a message (``thread.py``) -------------------------------------------
+Speaker = Literal["customer", "brand"]
+
+
+class TurnIn(BaseModel):
+    """An earlier turn of the message's conversation, as the calling inbox has it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    text: MessageText
+    from_: Speaker = Field(alias="from", description="who wrote the turn: customer or brand")
+    created_at: datetime | None = None
+
+    def to_turn(self) -> Turn:
+        return Turn(self.text, self.from_, self.created_at)
+
+
+class ReplyIn(BaseModel):
+    """The turn the message answers: its text (and who wrote it), or the id of a message already scored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    message_id: Id | None = None
+    text: MessageText | None = None
+    from_: Speaker | None = Field(None, alias="from", description="who wrote it: customer or brand")
+
+    @model_validator(mode="after")
+    def _text_or_id(self) -> ReplyIn:
+        if self.message_id is None and self.text is None:
+            raise ValueError("in_reply_to needs the answered turn's text (and 'from'), or its message_id")
+        return self
+
+
+def _turns_within_limit(turns: list[TurnIn]) -> list[TurnIn]:
+    limit = get_settings().max_thread_turns
+    if len(turns) > limit:
+        raise ValueError(f"{len(turns)} turns; the limit is {limit} (TRIAGE_MAX_THREAD_TURNS): send the latest "
+                         f"{limit}")
+    return turns
+
+
+THREAD_INPUT: Final[dict[str, Any]] = {
+    "in_reply_to": (ReplyIn | None, Field(None, description="the turn this message answers")),
+    "thread": (Annotated[list[TurnIn], AfterValidator(_turns_within_limit)] | None,
+               Field(None, description="earlier turns of the conversation, oldest first (at most "
+                     "TRIAGE_MAX_THREAD_TURNS); the last is the answered turn unless in_reply_to says otherwise")),
+}
+
+
 class _MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     def to_message(self) -> Message:
-        return Message(**{f.name: getattr(self, f.name) for f in fields(Message)})
+        own = {name: getattr(self, name) for name in ("text", *FIELDS)}
+        reply: ReplyIn | None = getattr(self, "in_reply_to", None)
+        turns = [t.to_turn() for t in getattr(self, "thread", None) or []]
+        thread = thread_of(turns, reply.text, reply.from_, reply.message_id) if reply else thread_of(turns)
+        return Message(**own, thread=thread)
 
 
 MessageIn = create_model("MessageIn", __base__=_MessageIn, __doc__="One inbound message. Only ``text`` is "
                          "required; unknown fields are refused.", **message_fields(text_required=True,
-                                                                                  id_required=False))
+                                                                                  id_required=False),
+                         **THREAD_INPUT)

@@ -14,9 +14,9 @@ from triage_ml.context import Context
 from triage_ml.explain import Explainer
 from triage_ml.language import Language, detect
 from triage_ml.messages import Message
-from triage_ml.model.triage_model import TriageModel
+from triage_ml.model.triage_model import SENTIMENT_COLUMNS, TriageModel
 from triage_ml.routing import ROUTED_FIELDS, EscalationMap, Route
-from triage_ml.taxonomy import close_prediction
+from triage_ml.taxonomy import SENTIMENTS, close_prediction
 
 
 @dataclass
@@ -46,6 +46,20 @@ class CrisisKind:
 
 
 @dataclass(frozen=True, slots=True)
+class Sentiment:
+    label: str  # negative | neutral | positive (taxonomy.SENTIMENTS)
+    probs: dict[str, float]
+
+    @classmethod
+    def of(cls, prediction: Mapping[str, Any]) -> Sentiment | None:
+        """From a row of ``TriageModel.predict_frame``; None when the model has no sentiment head."""
+        if _missing(prediction.get("sentiment")):
+            return None
+        return cls(str(prediction["sentiment"]),
+                   {s: round(float(prediction[c]), 4) for s, c in zip(SENTIMENTS, SENTIMENT_COLUMNS, strict=True)})
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredMessage:
     """One message's result: the heads after the escalation map, the route, and why. Scoring returns it; the API
     and the label store take ``to_dict()``, batch files and Spark ``flat()``."""
@@ -65,6 +79,9 @@ class ScoredMessage:
     # the heads were trained on English: a message detected in another language is scored with less confidence
     low_confidence: bool = False
     context: Context | None = None  # what the label store knows of the conversation and the author
+    # the thread the caller sent: turns, who wrote the answered one, whether the thread head read it, notes
+    thread: dict[str, Any] | None = None
+    sentiment: Sentiment | None = None  # the customer's tone (None: a model without a sentiment head)
 
     def to_dict(self) -> dict[str, Any]:
         """The API's result fields (the explanation names the topics)."""
@@ -74,7 +91,8 @@ class ScoredMessage:
                 "route": self.route.to_dict(), "explanation": self.explanation,
                 "language": None if self.language is None else self.language.to_dict(),
                 "low_confidence": self.low_confidence,
-                "context": None if self.context is None else self.context.to_dict()}
+                "context": None if self.context is None else self.context.to_dict(), "thread": self.thread,
+                "sentiment": None if self.sentiment is None else asdict(self.sentiment)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScoredMessage:
@@ -85,7 +103,8 @@ class ScoredMessage:
                    crisis=d["crisis"], crisis_kind=CrisisKind(**d["crisis_kind"]) if d.get("crisis_kind") else None,
                    route=Route.from_dict(d["route"]), topics=tuple((explanation or {}).get("topics", ())),
                    explanation=explanation, language=Language.from_dict(d.get("language")),
-                   low_confidence=bool(d.get("low_confidence", False)), context=Context.from_dict(d.get("context")))
+                   low_confidence=bool(d.get("low_confidence", False)), context=Context.from_dict(d.get("context")),
+                   thread=d.get("thread"), sentiment=Sentiment(**d["sentiment"]) if d.get("sentiment") else None)
 
     def flat(self) -> dict[str, Any]:
         """One row of scalar columns (FLAT_COLUMNS): tier probabilities, crisis kind and route spread out."""
@@ -98,7 +117,9 @@ class ScoredMessage:
                 "route_sign_off": self.route.approval.by, "topics": list(self.topics),
                 "language": None if self.language is None else self.language.code,
                 "language_confidence": None if self.language is None else self.language.confidence,
-                "low_confidence": self.low_confidence}
+                "low_confidence": self.low_confidence,
+                "thread_used": bool(self.thread and self.thread["used"]),
+                "sentiment": None if self.sentiment is None else self.sentiment.label}
 
 
 FLAT_COLUMNS: Final = tuple(ScoredMessage(None, False, 0.0, None, None, 0.0, False, None,
@@ -141,7 +162,18 @@ def escalate(prediction: Mapping[str, Any], message: Message, routes: Escalation
         route=route_for(routes, message, actionable=actionable, priority_tier=tier, crisis=crisis, topics=topics,
                         crisis_kind=kind.kind if kind else None, language=language.code,
                         context=None if context is None else context.facts()),
-        topics=tuple(topics), language=language, low_confidence=language.foreign, context=context)
+        topics=tuple(topics), language=language, low_confidence=language.foreign, context=context,
+        thread=_thread_use(message, bool(prediction.get("thread_used", False))), sentiment=Sentiment.of(prediction))
+
+
+def _thread_use(message: Message, used: bool) -> dict[str, Any] | None:
+    """What the result says of the thread the caller sent (None when none was sent)."""
+    if message.thread is None:
+        return None
+    out = {**message.thread.to_dict(), "used": used}
+    if not used and message.thread.answered is not None:
+        out["notes"] = [*out["notes"], "this model has no thread-aware head: judged on the text alone"]
+    return out
 
 
 def route_for(routes: EscalationMap, message: Message, **decided: Any) -> Route:
@@ -161,7 +193,8 @@ def score_with_embeddings(loaded: LoadedModel, routes: EscalationMap, messages: 
     texts = [m.text for m in messages]
     model = loaded.model
     embeddings = model.encoder.encode(texts)
-    frame = model.predict_frame(texts, embeddings=embeddings)
+    frame = model.predict_frame(texts, embeddings=embeddings,
+                                answered=[m.thread.answered if m.thread else None for m in messages])
     threshold = model.thresholds["crisis"]
     results = []
     contexts = contexts if contexts is not None else [None] * len(messages)

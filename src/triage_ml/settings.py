@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     routing_path: Path = Field(Path("serving/routing.yaml"), description="the escalation map")
     max_batch: int = Field(256, ge=1, description="messages per /v1/score request")
     max_text_chars: int = Field(10_000, ge=1)
+    max_thread_turns: int = Field(20, ge=1, description="earlier turns a scored message may carry (thread)")
     max_clock_skew_seconds: float = Field(300.0, ge=0, description=(
         "how far past this server's clock a message's created_at may be: later ones are refused (422 in the "
         "API, a reject row in score-batch), and spike alerts never run further ahead of the clock"))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd  # at module level: pandas_udf reads the type hints of the function it wraps
 
 from triage_ml.routing import ROUTED_FIELDS
+from triage_ml.thread import REPLY_COLUMNS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -31,12 +32,15 @@ if TYPE_CHECKING:
 # priority_tier travels as a double: MLflow's UDF casts each column with numpy, which has no missing integer,
 # and noise has no tier. It comes out as a nullable long.
 RESULT_TYPE = ("actionable boolean, actionable_prob double, priority_tier double, tier1_prob double, "
-               "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double")
+               "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double, "
+               "thread_used boolean, sentiment string, sentiment_negative double, sentiment_neutral double, "
+               "sentiment_positive double")
 # After the escalation map: the API's fields, with tier_probs and route flattened as in score-batch.
 ESCALATED_TYPE = ("actionable boolean, actionable_prob double, priority_tier long, tier1_prob double, "
                   "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double, "
                   "route_action string, route_team string, route_rule string, route_sign_off string, "
-                  "sensitive_topics array<string>, language string, language_confidence double, low_confidence boolean")
+                  "sensitive_topics array<string>, language string, language_confidence double, "
+                  "low_confidence boolean, thread_used boolean, sentiment string")
 _ESCALATED_NAMES = [field.split()[0] for field in ESCALATED_TYPE.split(", ")]
 OUTPUT_COLUMNS = (*_ESCALATED_NAMES, "model_version")
 _MODEL_FIELDS = tuple(field.split()[0] for field in RESULT_TYPE.split(", "))
@@ -75,6 +79,7 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
         from triage_ml.messages import Message
         from triage_ml.routing import EscalationMap, RoutingMap
         from triage_ml.scoring import escalate
+        from triage_ml.thread import thread_of
 
         routes = EscalationMap(RoutingMap.model_validate(spec))  # once per task, not per batch
         for batch in batches:
@@ -86,7 +91,8 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
                 context = {c: (None if pd.isna(row.get(c)) else row.get(c)) for c in ROUTED_FIELDS}
                 if context["is_private"] is not None:
                     context["is_private"] = bool(context["is_private"])
-                message = Message(text=row["text"], **context)
+                reply = {c: (None if pd.isna(row.get(c)) else str(row.get(c))) for c in REPLY_COLUMNS}
+                message = Message(text=row["text"], **context, thread=thread_of([], *reply.values()))
                 flat = escalate(row, message, routes, threshold).flat()
                 rows.append({**flat, "sensitive_topics": flat["topics"]})
             out = pd.DataFrame(rows, columns=_ESCALATED_NAMES)
@@ -103,13 +109,11 @@ def score(df: DataFrame, text_col: str = "text", model_uri: str | None = None, *
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
-    from triage_ml.errors import DataValidationError
     from triage_ml.routing import EscalationMap
     from triage_ml.settings import get_settings
 
     if text_col not in df.columns:
-        raise DataValidationError(f"no such column among {', '.join(df.columns)}; name the text column "
-                                  "(text_col, --text-col)", column=text_col)
+        raise missing_text_column(text_col, df.columns)
     settings = settings or get_settings()
     routes = EscalationMap.from_yaml(routing or settings.routing_path)  # a bad map fails here, on the driver
     uri, version = resolve(model_uri, settings)
@@ -118,25 +122,47 @@ def score(df: DataFrame, text_col: str = "text", model_uri: str | None = None, *
     text = F.col(text_col).cast("string").alias("text")
     context = [(F.col(c) if c in df.columns else F.lit(None)).cast("boolean" if c == "is_private" else "string")
                .alias(c) for c in ROUTED_FIELDS]
+    # the turn each row answers (REPLY_COLUMNS), when the DataFrame has it: the model's thread head reads it
+    reply = [(F.col(c) if c in df.columns else F.lit(None)).cast("string").alias(c) for c in REPLY_COLUMNS]
     # The model's struct is a column of its own first, so that the model runs once per row, not once per
     # field read from it. Its priority_tier is a double (NaN for noise); escalate reads NaN as no tier.
-    scored = df.withColumn("__model", udf(F.struct(text)))
-    decided = escalate(F.struct(text, *[F.col(f"__model.{c}").alias(c) for c in _MODEL_FIELDS], *context))
+    scored = df.withColumn("__model", udf(F.struct(text, *reply)))
+    decided = escalate(F.struct(text, *[F.col(f"__model.{c}").alias(c) for c in _MODEL_FIELDS], *context, *reply))
     return (scored.withColumn("__triage", decided)
             .select(*[F.col(f"`{c}`") for c in df.columns], *[F.col(f"__triage.{c}").alias(c)
                                                               for c in OUTPUT_COLUMNS[:-1]])
             .withColumn("model_version", F.lit(version)))
 
 
-def check_paths(source: str, output: str, *, overwrite: bool = False) -> None:
+def check_paths(source: str, output: str, *, overwrite: bool = False, text_col: str | None = None) -> None:
     """What can be told about local paths before a Spark session starts (seconds, and a JVM): a source that
-    is not there, an output that is. DataValidationError naming the fix; URIs (``s3://``) are Spark's to check."""
+    is not there, an output that is, a text column the source's Parquet schema lacks. DataValidationError naming
+    the fix; URIs (``s3://``) and what pyarrow cannot read are Spark's to check."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
     from triage_ml.errors import DataValidationError
 
-    if "://" not in source and not any(ch in source for ch in "*?[{") and not Path(source).exists():
+    local = "://" not in source and not any(ch in source for ch in "*?[{")
+    if local and not Path(source).exists():
         raise DataValidationError("cannot read it as Parquet (no such file or directory)", source=source)
     if "://" not in output and Path(output).exists() and not overwrite:
         raise DataValidationError("exists; pass --overwrite to replace it", source=output)
+    if local and text_col is not None:
+        try:
+            names = ds.dataset(source, format="parquet").schema.names
+        except (OSError, pa.ArrowInvalid):
+            return
+        if text_col not in names:
+            raise missing_text_column(text_col, names)
+
+
+def missing_text_column(text_col: str, columns: list[str]) -> Exception:
+    """The one message for a text column that is not there, before Spark starts or after."""
+    from triage_ml.errors import DataValidationError
+
+    return DataValidationError(f"no such column among {', '.join(columns)}; name the text column "
+                               "(text_col, --text-col)", column=text_col)
 
 
 def score_parquet(spark: SparkSession, source: str, output: str, *, text_col: str = "text",
@@ -147,7 +173,7 @@ def score_parquet(spark: SparkSession, source: str, output: str, *, text_col: st
 
     from triage_ml.errors import DataValidationError
 
-    check_paths(source, output, overwrite=overwrite)
+    check_paths(source, output, overwrite=overwrite, text_col=text_col)
     try:
         df = spark.read.parquet(source)
     except AnalysisException as exc:

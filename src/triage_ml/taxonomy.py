@@ -25,6 +25,8 @@ CRISIS_KIND_NAMES: Final = {"safety": "safety", "legal": "legal threat", "abuse"
                             "mass": "mass problem", "selfharm": "self-harm"}
 
 TIERS: Final = (1, 2)
+# The sentiment head's classes (docs/taxonomy.md, "Sentiment"): the customer's tone, not a triage decision.
+SENTIMENTS: Final = ("negative", "neutral", "positive")
 
 
 def tier_for_reason(reason: str) -> int | None:

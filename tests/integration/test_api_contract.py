@@ -36,6 +36,37 @@ def test_a_message_in_another_language_says_so_and_is_low_confidence(service):
     assert short["language"]["code"] == "und" and short["low_confidence"] is False
 
 
+def test_a_follow_up_is_judged_with_the_turn_it_answers(service):
+    asked = {"text": "did the replacement card arrive?", "from": "brand"}
+    closing = {"text": "glad we could help! anything else we can do for you today?", "from": "brand"}
+    r = score(service, {"text": "nope", "in_reply_to": asked}, {"text": "nope", "in_reply_to": closing},
+              {"text": "nope", "thread": [{"text": "my new card never came", "from": "customer"}, asked]},
+              {"text": "nope"})
+    assert r.status_code == 200, r.text
+    after_question, after_closing, with_thread, alone = r.json()["results"]
+    for result in (after_question, after_closing, with_thread):
+        assert result["thread"]["used"] is True and result["thread"]["answered_from"] == "brand"
+        assert "judged with the turn it answers (from the brand)" in result["explanation"]["summary"]
+    assert after_question["actionable_prob"] != after_closing["actionable_prob"]
+    assert with_thread["thread"]["turns"] == 2 and after_question["thread"]["turns"] == 1
+    assert with_thread["actionable_prob"] == pytest.approx(after_question["actionable_prob"])  # same answered turn
+    assert alone["thread"] is None and alone["actionable_prob"] not in (after_question["actionable_prob"],
+                                                                        after_closing["actionable_prob"])
+
+
+def test_an_answered_turn_by_unknown_id_is_scored_without_it_and_says_so(service):
+    r = score(service, {"text": "done, ref 1-3001408092", "in_reply_to": {"message_id": "never-scored"}})
+    assert r.status_code == 200, r.text
+    thread = r.json()["results"][0]["thread"]
+    assert thread["used"] is False and thread["turns"] == 0
+    assert "'never-scored' is not in the label store" in thread["notes"][0]
+    first = score(service, {"text": "my parcel never came, order 5512", "message_id": "p-1"})
+    assert first.status_code == 200
+    r = score(service, {"text": "still nothing", "in_reply_to": {"message_id": "p-1"}})
+    thread = r.json()["results"][0]["thread"]
+    assert thread == {"turns": 1, "answered_from": "customer", "used": True, "notes": []}
+
+
 def test_single_and_batch_in_order(service, trained_store):
     _, outcome = trained_store
     one = score(service, {"text": "@Munchly my order never arrived and I was charged twice", "message_id": "a1"})
@@ -45,8 +76,10 @@ def test_single_and_batch_in_order(service, trained_store):
     result = body["results"][0]
     assert set(result) == {"message_id", "actionable", "actionable_prob", "priority_tier", "tier_probs", "crisis_risk",
                            "crisis", "crisis_kind", "route", "explanation", "language", "low_confidence",
-                           "context", "model_version"}
+                           "context", "thread", "sentiment", "model_version"}
     assert result["context"] is None  # it names neither an author nor a conversation
+    assert result["thread"] is None  # sent without one: judged on its text alone
+    assert result["sentiment"] is None  # trained without sentiment labels (the subset has none)
     assert result["language"]["code"] == "en" and result["low_confidence"] is False
     assert result["crisis_kind"] is None, "only a crisis names its kind"
     assert result["message_id"] == "a1" and result["actionable"] and result["priority_tier"] == 1
@@ -103,6 +136,11 @@ def test_auth_and_roles(service):
     ({"messages": []}, 422, "messages"),
     ({"message": [{"text": "ok"}]}, 422, "message"),
     ({"messages": [{"text": "ok"}] * 9}, 413, "limit is 8"),
+    ({"messages": [{"text": "ok", "thread": [{"text": "hi", "from": "agent"}]}]}, 422, "messages.0.thread.0.from"),
+    ({"messages": [{"text": "ok", "thread": [{"from": "brand"}]}]}, 422, "messages.0.thread.0.text"),
+    ({"messages": [{"text": "ok", "thread": [{"text": "hi", "from": "brand"}] * 21}]}, 422,
+     "21 turns; the limit is 20"),
+    ({"messages": [{"text": "ok", "in_reply_to": {"from": "brand"}}]}, 422, "in_reply_to needs"),
 ])
 def test_bad_input_is_a_clear_4xx(service, payload, status, fragment):
     with service.client() as c:

@@ -20,9 +20,13 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 POLICY = DisputePolicy(0.99, 0.999, 0.001)
 
 
-def predicted(tier: int | None, crisis: bool = False) -> dict:
+SENTIMENT = {"h1": "negative", "h2": "neutral", "h3": "negative", "h4": "positive", "h5": "positive"}
+
+
+def predicted(tier: int | None, crisis: bool = False, sentiment: str | None = None) -> dict:
     return {"actionable": tier is not None, "priority_tier": tier, "crisis": crisis,
-            "route": {"action": "respond", "team": None, "rule": "rest"}}
+            "route": {"action": "respond", "team": None, "rule": "rest"},
+            "sentiment": None if sentiment is None else {"label": sentiment, "probs": {sentiment: 0.9}}}
 
 
 @pytest.fixture
@@ -38,7 +42,7 @@ def store(database_url):
     ]
     record_predictions(s, "triage-ml", "1", [
         (Message(f"text of {i}", message_id=i, author=a, conversation_id=c, created_at=NOW - timedelta(hours=h)),
-         predicted(t, x)) for i, a, c, h, t, x in history])
+         predicted(t, x, SENTIMENT.get(i))) for i, a, c, h, t, x in history])
 
     def decide(event: str, message: str, agent: str, hours: float, **action) -> Decision:
         return Decision(event_id=event, message_id=message, agent=agent, decided_at=NOW - timedelta(hours=hours),
@@ -62,6 +66,8 @@ def test_conversation_and_customer_from_the_store(store):
     assert (customer.tier1_30d, customer.tier1_90d, customer.crises_30d, customer.crises_90d) == (2, 2, 1, 1)
     assert (customer.last_agent, customer.last_outcome) == ("ana", "escalated")
     assert customer.repeat_contact  # h1 was actionable, 2 h ago
+    # the last 90 days' messages, oldest first: h4 (60 days), h3 (20 days), h1 (2 h), h2 (1.5 h); h5 is too old
+    assert customer.sentiment_trend == ["positive", "negative", "negative", "neutral"]
     assert ctx.facts() == {"open_case": True, "repeat_contact": True, "conversation_turns": 2,
                            "customer_messages_30d": 3, "customer_tier1_30d": 2, "customer_tier1_90d": 2,
                            "customer_crises_90d": 1}
@@ -72,6 +78,7 @@ def test_an_answered_case_is_closed_and_time_runs_from_the_brands_reply(store):
     [ctx] = lookup(store, [eve])
     assert not ctx.conversation.open_case and ctx.conversation.minutes_since_brand_reply == 29 * 60
     assert not ctx.customer.repeat_contact  # her last message is 30 h old
+    assert ctx.customer.sentiment_trend == []  # scored by a model without a sentiment head
     # the past as it was: an hour after h6 was posted, before ana answered, the case was open
     [then] = lookup(store, [Message("hello?", author="@eve", conversation_id="c2",
                                     created_at=NOW - timedelta(hours=29.5))])

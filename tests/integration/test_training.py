@@ -58,16 +58,17 @@ def test_gate_refuses_a_worse_model_and_keeps_the_champion(own_store, seed_subse
     assert str(client.get_model_version_by_alias("triage-ml", "challenger").version) == outcome.version
 
 
-def test_champion_is_cross_validated_again_on_new_data(own_store, seed_subset, tmp_path):
-    settings, first = own_store
+def test_champion_is_cross_validated_again_on_new_data(own_frozen_store, seed_subset, tmp_path):
+    """On the frozen encoder (the champion's config re-run on the new data is what is tested; that fine-tuning
+    the same inputs with the same seed gives the same weights is tests/unit/test_finetune.py's to show)."""
+    settings, first = own_frozen_store
     # new data: a quarter of the champion's rows and 60 it never saw (254 messages, every class of every head,
-    # 31 crises), so the champion's config is fine-tuned and cross-validated again, on fewer rows than it was
-    # trained on
+    # 31 crises), so the champion's config is cross-validated again, on fewer rows than it was trained on
     new = pd.concat([pd.read_csv(seed_subset, dtype=str, keep_default_na=False).iloc[::4],
                      pd.read_csv("data/seed/messages.csv", dtype=str, keep_default_na=False).iloc[1:120:2]])
     path = tmp_path / "new.csv"
     new.to_csv(path, index=False)
-    outcome = train_and_log([path], TrainConfig.from_dict(SMALL_CONFIG), settings, progress=False)
+    outcome = train_and_log([path], TrainConfig.from_dict(FROZEN_CONFIG), settings, progress=False)
     assert outcome.result.data_hash != first.result.data_hash
     # Same config, same data, same folds: the re-run champion scores exactly what the challenger scores.
     folds = {c.name: c for c in outcome.gate.checks if c.name.startswith("folds.")}
@@ -126,7 +127,7 @@ def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings,
 
     labels = read_label_file(ROOT / REAL_LABELS)
     crises = labels[labels["crisis"] == "true"]
-    some = pd.concat([labels.iloc[::5], crises]).drop_duplicates("tweet_id")  # ~700 tweets, every crisis
+    some = pd.concat([labels.iloc[::10], crises]).drop_duplicates("tweet_id")  # ~400 tweets, every crisis
     path = tmp_path / "labels.csv"
     some.to_csv(path, index=False)
     config = TrainConfig.from_dict({**FROZEN_CONFIG, "real_data": {"texts": str(XCI), "labels": str(path)}})
@@ -135,13 +136,18 @@ def test_real_data_trains_chooses_thresholds_and_is_gated_on_real_test(settings,
     run = client.get_run(first.run_id)
     trained = pd.read_parquet(client.download_artifacts(first.run_id, "oof_predictions.parquet"))
     real = is_real(trained["message_id"])
-    assert real.sum() == int(run.data.params["real_train_rows"]) > 300
+    assert real.sum() == int(run.data.params["real_train_rows"]) > 200
     assert not is_real_test(trained["message_id"]).any(), "real-test is never trained on"
-    assert first.real_test_rows == int(run.data.params["real_test_rows"]) > 150
+    assert first.real_test_rows == int(run.data.params["real_test_rows"]) > 100
     assert run.data.tags["thresholds_chosen_on"] == "real"
     assert {f"real_oof.{h}.macro_f1" for h in HEADS} | {f"real_test.{h}.macro_f1" for h in HEADS} <= set(
         run.data.metrics)
     assert first.result.model.kind_head is not None
+    # the real tweets carry their source's sentiment: the model has a sentiment head, judged on real-test
+    assert first.result.model.sentiment_head is not None
+    assert 0 < run.data.metrics["real_test.sentiment.macro_f1"] <= 1
+    assert first.result.model.predict_frame(["thank you so much, the refund came already!"])["sentiment"][0] in (
+        "positive", "neutral", "negative")
     plots = {a.path.removeprefix("plots/") for a in client.list_artifacts(first.run_id, "plots")}
     assert {f"real_test_{h}_confusion.png" for h in HEADS} <= plots
     # a second model is judged against the champion on real-test as well

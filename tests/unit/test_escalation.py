@@ -20,6 +20,8 @@ def decide(*args):
     # the language (tests/unit/test_language.py): these messages are English or too short to tell
     assert shown.pop("language")["code"] in ("en", "und") and shown.pop("low_confidence") is False
     assert shown.pop("context") is None  # no label store here (tests/integration/test_context.py)
+    assert shown.pop("thread") is None  # sent without a thread (tests/unit/test_threads.py)
+    assert shown.pop("sentiment") is None  # these rows come from a model without a sentiment head
     return shown, list(result.topics)
 
 
@@ -52,6 +54,15 @@ def test_model_kind_travels_and_picks_the_route(routes):
         "approval": {"required": False, "by": None, "reasons": []}}
     result, _ = decide(row(0.9, "safety", 0.7), Message("it caught fire"), routes, 0.5)
     assert result["route"]["team"] == "pr" and result["crisis_kind"]["kind"] == "safety"
+
+
+def test_sentiment_travels_with_its_probabilities(routes):
+    prediction = {**row(0.1), "sentiment": "negative", "sentiment_negative": 0.71234, "sentiment_neutral": 0.2,
+                  "sentiment_positive": 0.08766}
+    result = escalate(prediction, Message("where is my parcel, this is a joke"), routes, 0.5)
+    assert result.to_dict()["sentiment"] == {"label": "negative", "probs": {"negative": 0.7123, "neutral": 0.2,
+                                                                            "positive": 0.0877}}
+    assert result.flat()["sentiment"] == "negative"
 
 
 def test_no_kind_without_a_crisis(routes):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from triage_ml.batch.score import parse_row
 from triage_ml.labels.decisions import Decision
 from triage_ml.labels.export import COLUMNS
-from triage_ml.messages import CONTEXT_FIELDS, FIELDS, Message, MessageIn
+from triage_ml.messages import CONTEXT_FIELDS, FIELDS, THREAD_INPUT, Message, MessageIn
 from triage_ml.settings import get_settings
 
 
@@ -27,9 +27,9 @@ def text_limit(monkeypatch):
 
 
 def test_every_field_list_comes_from_message():
-    names = [f.name for f in fields(Message)]
+    names = [f.name for f in fields(Message) if f.name != "thread"]  # the thread is input only, never stored
     assert list(FIELDS) == names[1:] and list(CONTEXT_FIELDS) == names[2:]
-    assert set(MessageIn.model_fields) == set(names)
+    assert set(MessageIn.model_fields) == {*names, *THREAD_INPUT}
     assert set(names) <= set(Decision.model_fields)
     assert COLUMNS[:len(names)] == ("message_id", "text", *CONTEXT_FIELDS)
 

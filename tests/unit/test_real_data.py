@@ -32,6 +32,13 @@ def test_every_tweet_has_every_label(real):
     assert crises["crisis_kind"].notna().all() and (crises["priority_tier"] == 1).all()
 
 
+def test_every_tweet_carries_its_sources_sentiment_case_folded(real):
+    source = pd.read_csv(XCI, dtype=str)["sentiment"].str.strip()
+    assert set(source) == {"Positive", "Neutral", "Negative", "positive", "neutral", "negative"}
+    assert real["sentiment"].notna().all() and set(real["sentiment"]) == {"positive", "neutral", "negative"}
+    assert real["sentiment"].value_counts().to_dict() == source.str.lower().value_counts().to_dict()
+
+
 def test_real_test_is_a_stable_third(real):
     test = real["real_split"] == "test"
     assert abs(test.mean() - TEST_FRACTION) < 0.03

@@ -25,6 +25,7 @@ def frame(**cols):
     ({"reason": ["sarcasm", "question"]}, 1, "reason", "unknown reason code 'sarcasm'"),
     ({"message_id": ["a", "a"]}, 2, "message_id", "duplicate message_id 'a'"),
     ({"crisis": ["true", "false"], "priority_tier": ["2", "2"]}, 1, "priority_tier", "a crisis is always tier 1"),
+    ({"sentiment": ["Negative", "angry"]}, 2, "sentiment", "unknown sentiment 'angry'; use one of negative, neutral"),
 ])
 def test_bad_rows_name_row_and_column(cols, row, column, fragment):
     with pytest.raises(DataValidationError) as err:

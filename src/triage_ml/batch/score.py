@@ -30,6 +30,7 @@ from triage_ml.messages import FIELDS, STRING_FIELDS, Message, MessageIn
 from triage_ml.routing import EscalationMap
 from triage_ml.scoring import LoadedModel, ScoredMessage, route_for, score
 from triage_ml.taxonomy import parse_yes_no
+from triage_ml.thread import REPLY_COLUMNS
 
 ID_FIELDS = ("message_id", *STRING_FIELDS)  # read as text when a file's reader saw numbers
 
@@ -38,7 +39,9 @@ OUTPUT = {"row": "Int64", "message_id": "string", "actionable": "boolean", "acti
           "crisis": "boolean", "crisis_kind": "string", "crisis_kind_prob": "Float64", "route_action": "string",
           "route_team": "string", "route_rule": "string", "route_sign_off": "string", "explanation": "string",
           "terms": "string", "topics": "string", "language": "string", "language_confidence": "Float64",
-          "low_confidence": "boolean", "model_version": "string"}
+          "low_confidence": "boolean", "thread_used": "boolean", "sentiment": "string", "model_version": "string"}
+# optional input columns (thread.REPLY_COLUMNS): the turn a row answers, its text and who wrote it, as in_reply_to
+_REPLY_KEYS = dict(zip(REPLY_COLUMNS, ("text", "from"), strict=True))
 
 
 @dataclass
@@ -100,13 +103,17 @@ def parse_row(record: dict[str, Any], text_column: str) -> tuple[Message | None,
         return None, f"{text_column}: missing; every row needs the message's text"
     if not isinstance(values["text"], str):
         values["text"] = str(values["text"])
+    reply = {key: _cell(record.get(column)) for column, key in _REPLY_KEYS.items()}
+    if reply["text"] not in (None, ""):
+        values["in_reply_to"] = {k: v for k, v in reply.items() if v not in (None, "")}
     try:
         return MessageIn.model_validate(values).to_message(), None
     except ValidationError as exc:
         problems = []
+        columns = {f"in_reply_to.{key}": column for column, key in _REPLY_KEYS.items()}
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "row"
-            field = text_column if field == "text" else field
+            field = text_column if field == "text" else columns.get(field, field)
             problems.append(f"{field}: {str(err['msg']).removeprefix('Value error, ')}")
         return None, "; ".join(problems)
 
@@ -114,26 +121,28 @@ def parse_row(record: dict[str, Any], text_column: str) -> tuple[Message | None,
 class TextMemo:
     """Results per distinct text, most recently used kept (at most ``size``): a backlog of social posts
     repeats itself (retweets, copy-paste complaints, spam), and a repeated text is scored once per run.
-    Only what depends on the text alone is kept; the route, which also reads the message's author,
+    Only what depends on the text (and the turn it answers) is kept; the route, which also reads the message's author,
     channel and brand, is worked out again for every row."""
 
     def __init__(self, loaded: LoadedModel, routes: EscalationMap, size: int = 20_000) -> None:
         self.loaded, self.routes, self.size = loaded, routes, size
-        self._memo: OrderedDict[str, ScoredMessage] = OrderedDict()
+        self._memo: OrderedDict[tuple, ScoredMessage] = OrderedDict()
         self.hits = 0
 
     def score(self, messages: list[Message]) -> list[ScoredMessage]:
-        new = list(dict.fromkeys(m.text for m in messages if m.text not in self._memo))
-        fresh = dict(zip(new, score(self.loaded, self.routes, [Message(text=t) for t in new]), strict=True))
+        keys = [_memo_key(m) for m in messages]
+        new = {k: m for k, m in zip(keys, messages, strict=True) if k not in self._memo}
+        fresh = dict(zip(new, score(self.loaded, self.routes, [Message(text=m.text, thread=m.thread)
+                                                               for m in new.values()]), strict=True))
         out = []
-        for m in messages:
-            known = self._memo.get(m.text)
+        for m, key in zip(messages, keys, strict=True):
+            known = self._memo.get(key)
             if known is None:
-                known = fresh[m.text]
+                known = fresh[key]
             else:
                 self.hits += 1
-            self._memo[m.text] = known
-            self._memo.move_to_end(m.text)
+            self._memo[key] = known
+            self._memo.move_to_end(key)
             route = route_for(self.routes, m, actionable=known.actionable, priority_tier=known.priority_tier,
                               crisis=known.crisis, topics=list(known.topics),
                               crisis_kind=known.crisis_kind.kind if known.crisis_kind else None)
@@ -141,6 +150,12 @@ class TextMemo:
         while len(self._memo) > self.size:
             self._memo.popitem(last=False)
         return out
+
+
+def _memo_key(message: Message) -> tuple:
+    """What a result depends on besides the route: the text, and the turn it answers when one was given."""
+    answered = message.thread.answered if message.thread else None
+    return (message.text,) if answered is None else (message.text, answered.text, answered.speaker)
 
 
 def peak_rss_mb() -> float:

@@ -121,11 +121,13 @@ def _scores(model: TriageModel, result: TrainingResult, data: pd.DataFrame, seed
             "thresholds": {h: round(t, 4) for h, t in model.thresholds.items()},
             "thresholds_chosen_on": result.cv.selected_on,
             "seed_gold": _round(evaluate_frame(model, seed_gold).metrics),
-            "real_test": _round(evaluate_frame(model, real_test).metrics),
+            "real_test": _round({**(ev := evaluate_frame(model, real_test)).metrics,
+                                 **({"sentiment": ev.sentiment} if ev.sentiment else {})}),
             "real_test_crisis_kind": {k: round(v, 4) for k, v in kind_metrics(model, real_test).items()},
             "real_test_by_domain": {d: domain_metrics(model, part.reset_index(drop=True))
                                     for d, part in real_test.groupby("xci_domain")},
             "real_oof": _round(result.cv.real_metrics),
+            **({"threads": result.threads.summary()} if result.threads is not None else {}),
             "train_seconds": round(time.perf_counter() - start, 1)}
 
 

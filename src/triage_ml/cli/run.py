@@ -61,7 +61,7 @@ def spark_score_cmd(
     (TRIAGE_ROUTING_PATH): the input's columns plus the prediction and route columns and the model version."""
     from triage_ml.spark import check_paths, score_parquet
 
-    check_paths(source, output, overwrite=overwrite)  # before the session: bad paths fail in a second
+    check_paths(source, output, overwrite=overwrite, text_col=text_col)  # before the session: fails in a second
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 

@@ -51,8 +51,15 @@ def pass_agreement(labels: str | Path = REAL_LABELS, second: str | Path = SECOND
     tweets both passes called a crisis."""
     one = first_pass(labels, changes)
     two = read_label_file(second).set_index("tweet_id")[list(LABELS)]
+    compared = compare(one, two)
+    return {"tweets": compared.pop("items"), **compared}
+
+
+def compare(one: pd.DataFrame, two: pd.DataFrame) -> dict[str, Any]:
+    """Two passes' labels (LABELS as file text: ``true``, ``1``, ``none``, ...), each indexed by item id, compared
+    on the items both labeled: ``items`` and, per label, ``n``, ``agreement`` and ``kappa``."""
     ids = [i for i in two.index if i in one.index]
-    out: dict[str, Any] = {"tweets": len(ids)}
+    out: dict[str, Any] = {"items": len(ids)}
     for label in LABELS:
         rows = ids
         if label == "crisis_kind":

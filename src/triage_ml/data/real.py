@@ -77,6 +77,10 @@ def load_real(texts: str | Path = REAL_TEXTS, labels: str | Path = REAL_LABELS, 
     labeled = table.drop(columns=["tweet_id"]).assign(message_id=ids.to_numpy())
     unlabeled = tweets.drop(columns=[c for c in LABEL_COLUMNS if c in tweets.columns])
     joined = unlabeled.merge(labeled, on="message_id", how="inner", validate="one_to_one")
+    # the source's own sentiment label for every tweet (data/README.md), its mixed case folded: the sentiment
+    # head's training rows (real-train) and yardstick (real-test)
+    if "xci_sentiment" in joined:
+        joined["sentiment"] = joined["xci_sentiment"].astype("string").str.strip().str.lower()
     data = validate_labeled(joined, source=str(labels))
     data["source"] = SOURCE
     data["real_split"] = np.where(is_real_test(data["message_id"]), "test", "train")

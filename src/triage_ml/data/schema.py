@@ -25,6 +25,7 @@ from triage_ml.taxonomy import (
     HEADS,
     NOISE_REASONS,
     REASONS,
+    SENTIMENTS,
     UNKNOWN_WORDS,
     Conflict,
     parse_yes_no,
@@ -133,6 +134,11 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     bad_kind = kind[(kind != "") & ~kind.isin(CRISIS_KINDS)]
     problems.add(bad_kind.index, "crisis_kind",
                  lambda r: f"unknown crisis kind '{kind[r]}'; use one of {', '.join(CRISIS_KINDS)} or leave it blank")
+    sentiment = _as_text(df["sentiment"]).str.lower() if "sentiment" in df else None
+    if sentiment is not None:
+        bad_sentiment = sentiment[(sentiment != "") & ~sentiment.isin(SENTIMENTS)]
+        problems.add(bad_sentiment.index, "sentiment", lambda r: f"unknown sentiment '{sentiment[r]}'; use one of "
+                     f"{', '.join(SENTIMENTS)} or leave it blank")
     problems.raise_if_any()
 
     _check_and_imply(actionable, tier, tier_none, crisis, reason, problems)
@@ -149,6 +155,8 @@ def validate_labeled(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFra
     out["crisis"] = crisis.values
     out["reason"] = reason.replace("", pd.NA).astype("string").values
     out["crisis_kind"] = kind.replace("", pd.NA).astype("string").values
+    if sentiment is not None:
+        out["sentiment"] = sentiment.replace("", pd.NA).astype("string").values
     for column in PROVENANCE_COLUMNS:
         if column in out and column != "message_id":
             out[column] = _as_text(out[column]).astype("string")
@@ -211,10 +219,9 @@ def load_labeled(path: str | Path) -> pd.DataFrame:
 def dataset_hash(df: pd.DataFrame) -> str:
     """SHA-256 of what training sees: ids, texts and labels in id order, independent of file format."""
     cols = ["message_id", "text", *HEADS, "reason"]
-    # crisis_kind joins the hash only where a row has one, so data without kinds hashes as it always did
+    # crisis_kind and sentiment join the hash only where a row has one, so data without them hashes as it did
     extra = [c for c in ("conversation_id",) if c in df]
-    if "crisis_kind" in df and df["crisis_kind"].notna().any():
-        extra.append("crisis_kind")
+    extra += [c for c in ("crisis_kind", "sentiment") if c in df and df[c].notna().any()]
     canon = df[cols + extra].sort_values("message_id").astype("string").fillna("<NA>")
     digest = hashlib.sha256()
     for row in canon.itertuples(index=False):

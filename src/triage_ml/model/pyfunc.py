@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,20 +15,25 @@ from mlflow.types import ColSpec, Schema
 
 from triage_ml.features.onnx_backend import OnnxExports
 from triage_ml.messages import FIELDS
-from triage_ml.model.triage_model import TriageModel
+from triage_ml.model.triage_model import SENTIMENT_COLUMNS, TriageModel
+from triage_ml.thread import REPLY_COLUMNS, SPEAKERS, Turn
 
 logger = logging.getLogger(__name__)
 ARTIFACT_KEY = "triage_model"
 SIGNATURE = ModelSignature(
     # the message's fields (triage_ml.messages); the model reads the text, the rest travels for the caller
     inputs=Schema([ColSpec("string", "text")] + [ColSpec("boolean" if f == "is_private" else "string", f,
-                                                         required=False) for f in FIELDS]),
+                                                         required=False) for f in FIELDS]
+                  # the turn a message answers, read by the thread head (model.thread_head) when the model has one
+                  + [ColSpec("string", c, required=False) for c in REPLY_COLUMNS]),
     outputs=Schema([
         ColSpec("boolean", "actionable"), ColSpec("double", "actionable_prob"),
         ColSpec("long", "priority_tier", required=False), ColSpec("double", "tier1_prob", required=False),
         ColSpec("double", "tier2_prob", required=False), ColSpec("double", "crisis_risk"),
         ColSpec("boolean", "crisis"), ColSpec("string", "crisis_kind", required=False),
-        ColSpec("double", "crisis_kind_prob", required=False),
+        ColSpec("double", "crisis_kind_prob", required=False), ColSpec("boolean", "thread_used"),
+        ColSpec("string", "sentiment", required=False),
+        *[ColSpec("double", c, required=False) for c in SENTIMENT_COLUMNS],
     ]),
 )
 INPUT_EXAMPLE = pd.DataFrame({
@@ -54,7 +60,18 @@ class TriagePyfunc(mlflow.pyfunc.PythonModel):
         if "text" not in model_input:
             raise ValueError("input needs a 'text' column")
         texts = model_input["text"].map(lambda t: "" if t is None else str(t)).tolist()
-        return self.model.predict_frame(texts)
+        return self.model.predict_frame(texts, answered=answered_turns(model_input))
+
+
+def answered_turns(frame: pd.DataFrame) -> list[Turn | None]:
+    """The turn each row answers, from the optional REPLY_COLUMNS (None where the row has no text for it)."""
+    def cell(row: int, column: str) -> str | None:
+        value = frame[column].iloc[row] if column in frame else None
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) or value == "" else str(value)
+
+    return [None if (text := cell(i, "in_reply_to_text")) is None
+            else Turn(text, speaker if (speaker := cell(i, "in_reply_to_from")) in SPEAKERS else None)
+            for i in range(len(frame))]
 
 
 def requirements() -> list[str]:

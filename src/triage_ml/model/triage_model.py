@@ -21,13 +21,18 @@ from triage_ml.features.frame import feature_frame
 from triage_ml.features.onnx_backend import FP32, INT8, ONNX_DIR, OnnxExports
 from triage_ml.model.compiled import CompiledHeads
 from triage_ml.model.recalibration import Platt
-from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION, close_prediction
+from triage_ml.model.thread_head import ThreadHead
+from triage_ml.taxonomy import HEADS, SENTIMENTS, TAXONOMY_VERSION, close_prediction
+from triage_ml.thread import Turn
 
 META_FILE = "triage_model.json"
 # The fitted heads, pickled (protocol 5) and zlib-compressed: joblib's pickler is pure Python, and the TF-IDF
 # vocabularies made it take 2.6 s to load a model's heads (0.05 s now). Folders saved before keep ``.joblib``.
 _HEADS = "heads.pickle.zlib"
 _KIND_HEAD = "crisis_kind.pickle.zlib"
+_THREAD_HEAD = "thread_head.pickle.zlib"
+_SENTIMENT_HEAD = "sentiment.pickle.zlib"
+SENTIMENT_COLUMNS = tuple(f"sentiment_{s}" for s in SENTIMENTS)  # predict_frame's probability columns
 _ENCODER = "encoder"
 _SIMILARITY = "similarity_encoder"
 _EXEMPLARS = "exemplars.parquet"
@@ -45,14 +50,17 @@ class TriageModel:
     training messages, columns EXEMPLAR_COLUMNS) and ``exemplar_vectors`` (their embeddings, (n, dim))
     let explanations cite the nearest labeled examples. ``kind_head`` (optional) is a fitted multi-class
     classifier over the crisis kinds on the base encoder's embeddings (``similarity_vectors``), asked only
-    about crises.
+    about crises. ``thread_head`` (optional, ``model.thread_head``) judges a message sent with the turn it
+    answers. ``sentiment_head`` (optional) is a fitted multi-class classifier over SENTIMENTS on the model's
+    own features: the customer's tone, which decides nothing.
     """
 
     def __init__(self, encoder: Encoder, heads: dict[str, Any], thresholds: dict[str, float],
                  *, taxonomy_version: str = TAXONOMY_VERSION, metadata: dict[str, Any] | None = None,
                  exemplars: pd.DataFrame | None = None, exemplar_vectors: np.ndarray | None = None,
                  recalibration: dict[str, Platt] | None = None, similarity_encoder: Encoder | None = None,
-                 kind_head: Any | None = None) -> None:
+                 kind_head: Any | None = None, thread_head: ThreadHead | None = None,
+                 sentiment_head: Any | None = None) -> None:
         missing = [h for h in HEADS if h not in heads or h not in thresholds]
         if missing:
             raise NotFittedError(f"TriageModel needs a fitted head and a threshold for: {', '.join(missing)}")
@@ -66,6 +74,8 @@ class TriageModel:
         self.recalibration = recalibration or {}
         self.similarity_encoder = similarity_encoder
         self.kind_head = kind_head
+        self.thread_head = thread_head
+        self.sentiment_head = sentiment_head
         self.compiled = CompiledHeads.from_heads({name: heads[name] for name in HEADS})
 
     # -- prediction ---------------------------------------------------------------------------------
@@ -103,15 +113,37 @@ class TriageModel:
         best = proba.argmax(axis=1)
         return [(str(self.kind_head.classes_[i]), float(proba[row, i])) for row, i in enumerate(best)]
 
-    def predict_frame(self, texts: Sequence[str], *, embeddings: np.ndarray | None = None) -> pd.DataFrame:
+    def with_threads(self, probs: dict[str, np.ndarray], embeddings: np.ndarray,
+                     answered: Sequence[Turn | None]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """``probs`` (the heads on the texts alone) with the thread head's answer for each message whose
+        answered turn is known, and which messages those are, (n,) bool. Without a thread head, unchanged."""
+        used = np.array([turn is not None for turn in answered], dtype=bool)
+        if self.thread_head is None or not used.any():
+            return probs, np.zeros(len(answered), dtype=bool)
+        rows = np.flatnonzero(used)
+        turns = [answered[i] for i in rows]
+        turn_vectors = self.encoder.encode([t.text for t in turns])
+        from_brand = np.array([t.speaker == "brand" for t in turns])
+        answer = self.thread_head.probabilities(embeddings[rows], turn_vectors, {h: p[rows] for h, p in probs.items()},
+                                                from_brand, self.thresholds)
+        out = {h: p.copy() for h, p in probs.items()}
+        for h in out:
+            out[h][rows] = answer[h]
+        return out, used
+
+    def predict_frame(self, texts: Sequence[str], *, embeddings: np.ndarray | None = None,
+                      answered: Sequence[Turn | None] | None = None) -> pd.DataFrame:
         """One row per text: actionable, actionable_prob, priority_tier, tier1_prob, tier2_prob,
-        crisis_risk, crisis, crisis_kind, crisis_kind_prob. Tier columns are None for noise; the kind is
-        None and its probability NaN unless a crisis. A crisis is always actionable, tier 1.
-        ``embeddings`` (n, dim) may be passed when the caller already encoded ``texts``."""
+        crisis_risk, crisis, crisis_kind, crisis_kind_prob, thread_used, sentiment and its probabilities
+        (SENTIMENT_COLUMNS). Tier columns are None for noise; the
+        kind is None and its probability NaN unless a crisis. A crisis is always actionable, tier 1.
+        ``embeddings`` (n, dim) may be passed when the caller already encoded ``texts``; ``answered``: the turn
+        each text answers (None where unknown), read by the thread head (``thread_used`` says where)."""
         texts = list(texts)
         if embeddings is None:
             embeddings = self.encoder.encode(texts)
-        probs = self.probabilities(texts, embeddings)
+        probs, thread_used = self.with_threads(self.probabilities(texts, embeddings),
+                                               embeddings, answered or [None] * len(texts))
         crisis = probs["crisis"] >= self.thresholds["crisis"]
         closed = [close_prediction(bool(a), 1 if t1 else 2, bool(c)) for a, t1, c in zip(
             probs["actionable"] >= self.thresholds["actionable"],
@@ -133,7 +165,26 @@ class TriageModel:
             "crisis": crisis,
             "crisis_kind": pd.Series([k for k, _ in kinds], dtype=object),
             "crisis_kind_prob": np.array([np.nan if p is None else p for _, p in kinds], dtype=float),
+            "thread_used": thread_used,
+            **self._sentiment_columns(texts, embeddings),
         })
+
+    def _sentiment_columns(self, texts: list[str], embeddings: np.ndarray) -> dict[str, Any]:
+        """``sentiment`` (the likeliest, None without a head) and one probability column per class (NaN)."""
+        proba = self.sentiments(texts, embeddings)
+        if proba is None:
+            return {"sentiment": pd.Series([None] * len(texts), dtype=object),
+                    **{c: np.full(len(texts), np.nan) for c in SENTIMENT_COLUMNS}}
+        return {"sentiment": pd.Series([SENTIMENTS[i] for i in proba.argmax(axis=1)], dtype=object),
+                **{c: proba[:, i].astype(float) for i, c in enumerate(SENTIMENT_COLUMNS)}}
+
+    def sentiments(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray | None:
+        """(n, 3) probabilities of negative, neutral, positive (SENTIMENTS); None without a sentiment head."""
+        if self.sentiment_head is None:
+            return None
+        proba = self.sentiment_head.predict_proba(feature_frame(list(texts), embeddings))
+        order = [list(self.sentiment_head.classes_).index(s) for s in SENTIMENTS]
+        return proba[:, order]
 
     def similarity_vectors(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         """Vectors whose cosine says whether two messages are about the same thing, (n, dim). A fine-tuned
@@ -162,6 +213,10 @@ class TriageModel:
         _dump(self.heads, path / _HEADS)
         if self.kind_head is not None:
             _dump(self.kind_head, path / _KIND_HEAD)
+        if self.thread_head is not None:
+            _dump(self.thread_head, path / _THREAD_HEAD)
+        if self.sentiment_head is not None:
+            _dump(self.sentiment_head, path / _SENTIMENT_HEAD)
         meta = {"taxonomy_version": self.taxonomy_version, "thresholds": self.thresholds,
                 "recalibration": {h: platt.to_list() for h, platt in self.recalibration.items()},
                 "encoder_fingerprint": self.encoder.fingerprint, "metadata": self.metadata}
@@ -190,6 +245,7 @@ class TriageModel:
         if heads is None:
             raise ModelNotFoundError(f"{path} holds no heads ({_HEADS}); save or train the model again")
         return cls(encoder, heads, meta["thresholds"], kind_head=_load(path / _KIND_HEAD),
+                   thread_head=_load(path / _THREAD_HEAD), sentiment_head=_load(path / _SENTIMENT_HEAD),
                    taxonomy_version=meta["taxonomy_version"], metadata=meta.get("metadata", {}),
                    exemplars=exemplars, exemplar_vectors=vectors, recalibration=recalibration,
                    similarity_encoder=similarity)

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from triage_ml.data.real import REAL_LABELS, REAL_TEXTS
+from triage_ml.data.threads import THREADS
 from triage_ml.errors import ConfigError
 from triage_ml.features.finetune import FineTuneConfig
 from triage_ml.taxonomy import HEADS
@@ -77,6 +78,16 @@ class RealDataConfig(BaseModel):
                                  "rows' out-of-fold probabilities, so they follow real traffic's class balance")
 
 
+class ThreadsConfig(BaseModel):
+    """The thread-aware head (``model.thread_head``): trained on labeled threads, used for messages sent with
+    the turn they answer. Its figures are measured on held-out threads (``pipeline.threads``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(str(THREADS), description="labeled threads (data/threads/messages.csv)")
+    C: float = Field(1.0, gt=0, description="inverse regularisation of each head's logistic regression")
+    folds: int = Field(5, ge=3, description="folds by thread for the held-out evaluation and its thresholds")
+
+
 def _default_thresholds() -> dict[str, ThresholdConfig]:
     return {"actionable": ThresholdConfig(), "priority_tier": ThresholdConfig(),
             "crisis": ThresholdConfig(policy="max_precision_at_recall", min_recall=0.9)}
@@ -101,6 +112,10 @@ class TrainConfig(BaseModel):
     gate: GateConfig = GateConfig()
     real_data: RealDataConfig | None = Field(None, description="train on real-train and gate on real-test "
                                              "(default.yaml turns it on); None: the given files only")
+    threads: ThreadsConfig | None = Field(None, description="fit the thread-aware head on labeled threads "
+                                          "(default.yaml turns it on); None: messages are judged alone")
+    sentiment_head: bool = Field(True, description="fit a negative/neutral/positive head on the rows whose "
+                                 "sentiment is known (the real tweets' own label)")
     crisis_kind_head: bool = Field(True, description="fit a head naming the most likely crisis kind, on the "
                                    "crisis rows that have one")
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from triage_ml.errors import ConfigError
 from triage_ml.model.heads import TextEmbeddingClassifier
 from triage_ml.pipeline.config import HeadConfig, TrainConfig
-from triage_ml.taxonomy import HEADS
+from triage_ml.taxonomy import HEADS, SENTIMENTS
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,21 @@ def fit_kind_head(features: pd.DataFrame, data: pd.DataFrame, config: TrainConfi
         return None
     head = TextEmbeddingClassifier(**config.heads["crisis"].model_dump(), random_state=config.seed)
     return head.fit(features[rows], kinds, **_weights(weights, rows))
+
+
+def fit_sentiment_head(features: pd.DataFrame, data: pd.DataFrame, config: TrainConfig, *,
+                       weights: np.ndarray | None = None, min_rows: int = 30) -> TextEmbeddingClassifier | None:
+    """A multi-class head over SENTIMENTS, fitted on the rows whose ``sentiment`` is known (the real tweets carry
+    their source's label), with the default head settings and no calibration: it decides nothing. None when
+    there are fewer than ``min_rows`` such rows or a sentiment has none."""
+    if "sentiment" not in data:
+        return None
+    rows = data["sentiment"].notna().to_numpy(dtype=bool)
+    labels = data["sentiment"].to_numpy(dtype=object)[rows].astype(str)
+    if rows.sum() < min_rows or set(labels) != set(SENTIMENTS):
+        return None
+    head = TextEmbeddingClassifier(**HeadConfig().model_dump(), random_state=config.seed)
+    return head.fit(features[rows], labels, **_weights(weights, rows))
 
 
 def _weights(weights: np.ndarray | None, rows: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,6 +11,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from triage_ml.taxonomy import SENTIMENTS
+
 CLASS_NAMES = {"actionable": ("noise", "actionable"), "priority_tier": ("tier2", "tier1"),
                "crisis": ("no_crisis", "crisis")}
 
@@ -44,3 +46,12 @@ def best_recall_at_precision(y: np.ndarray, prob: np.ndarray, min_precision: flo
     precision, recall, _ = precision_recall_curve(y, prob)
     ok = precision[:-1] >= min_precision
     return float(recall[:-1][ok].max()) if ok.any() else 0.0
+
+
+def sentiment_metrics(labels: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Macro F1 and per-class F1 of the likeliest sentiment. ``labels`` (n,) in SENTIMENTS; ``proba`` (n, 3) in
+    SENTIMENTS' order."""
+    predicted = np.array(SENTIMENTS)[proba.argmax(axis=1)]
+    f1 = f1_score(labels, predicted, labels=list(SENTIMENTS), average=None, zero_division=0)
+    return {"macro_f1": float(f1.mean()), **{f"{s}.f1": float(v) for s, v in zip(SENTIMENTS, f1, strict=True)},
+            "accuracy": float((predicted == labels).mean()), "n": float(len(labels))}

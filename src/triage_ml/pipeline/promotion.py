@@ -113,6 +113,8 @@ def run_gate(client: MlflowClient, settings: Settings, config: TrainConfig, *, t
     mlflow.log_table(pd.DataFrame([{**c.__dict__} for c in decision.checks]), artifact_file="gate_checks.json")
     for key in sets:
         _log_comparison(challenger_evals[key], champion_evals[key], champion_version, prefix=key)
+        if (evaluation := challenger_evals[key]) is not None and evaluation.sentiment is not None:
+            mlflow.log_metrics({f"{key}.sentiment.{k}": v for k, v in evaluation.sentiment.items()})
     mlflow.set_tag("promotion", decision.summary())
     if version is not None:
         if decision.promote:

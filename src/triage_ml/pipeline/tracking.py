@@ -135,6 +135,11 @@ def train_and_log(data_paths: Sequence[str | Path], config: TrainConfig, setting
         mlflow.log_text(config.to_yaml(), CONFIG_ARTIFACT)
         _log_cv(train_data, cv)
         _log_finetune(result)
+        if result.threads is not None:
+            mlflow.log_param("threads_hash", result.threads.data_hash)
+            mlflow.log_metrics(result.threads.metrics())
+            mlflow.log_dict({"single": result.threads.single, "thread": result.threads.thread,
+                             **result.threads.summary()}, "thread_metrics.json")
         _log_inputs(train_data, gold, data_paths)
         registered = settings.registered_model_name if register and not dry_run else None
         info = log_triage_model(result.model, export_onnx=config.export_onnx, registered_model_name=registered,

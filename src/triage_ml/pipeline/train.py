@@ -10,6 +10,7 @@ import pandas as pd
 
 from triage_ml.data.real import is_real
 from triage_ml.data.schema import dataset_hash
+from triage_ml.data.threads import follow_ups, load_threads
 from triage_ml.features.encoder import Encoder
 from triage_ml.features.finetune import FineTunedEncoders
 from triage_ml.features.frame import embedding_columns
@@ -22,12 +23,14 @@ from triage_ml.pipeline.cv import (
     HeadTarget,
     fit_heads,
     fit_kind_head,
+    fit_sentiment_head,
     head_targets,
     make_folds,
     out_of_fold,
 )
 from triage_ml.pipeline.fold_features import FineTunedFeatures, FrozenFeatures, embed
 from triage_ml.pipeline.metrics import head_metrics
+from triage_ml.pipeline.threads import ThreadEvaluation, train_thread_head
 from triage_ml.taxonomy import HEADS, TAXONOMY_VERSION
 
 
@@ -72,6 +75,7 @@ class TrainingResult:
     data_hash: str
     n_rows: int
     extras: dict = field(default_factory=dict)
+    threads: ThreadEvaluation | None = None  # the thread head's held-out-thread figures, when it was fitted
 
 
 def row_weights(data: pd.DataFrame, config: TrainConfig) -> np.ndarray | None:
@@ -148,6 +152,7 @@ def train(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *, progress
     if config.crisis_kind_head:  # on the base encoder's embeddings, as TriageModel.crisis_kinds reads them
         base = features if final_encoder is encoder else embed(data, encoder, progress=progress)
         kind_head = fit_kind_head(base, data, config, weights=weights)
+    sentiment_head = fit_sentiment_head(features, data, config, weights=weights) if config.sentiment_head else None
     digest = dataset_hash(data)
     metadata = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_hash": digest,
                 "n_rows": len(data), "config": config.to_dict(),
@@ -157,7 +162,12 @@ def train(data: pd.DataFrame, config: TrainConfig, encoder: Encoder, *, progress
     vectors = features[embedding_columns(features)].to_numpy(dtype=np.float32)
     model = TriageModel(final_encoder, heads, cv.thresholds, taxonomy_version=TAXONOMY_VERSION,
                         metadata=metadata, exemplars=exemplars, exemplar_vectors=vectors,
-                        recalibration=cv.recalibration, kind_head=kind_head,
+                        recalibration=cv.recalibration, kind_head=kind_head, sentiment_head=sentiment_head,
                         similarity_encoder=encoder if final_encoder is not encoder else None)
     extras = source.summary() if isinstance(source, FineTunedFeatures) else {}
-    return TrainingResult(model, cv, digest, len(data), extras)
+    threads = None
+    if config.threads is not None:  # the thread head reads the final model's embeddings and its heads' answers
+        head, threads = train_thread_head(model, follow_ups(load_threads(config.threads.path)), config)
+        model.thread_head = head if head.heads else None  # None: no head beat the text alone
+        model.metadata["threads"] = threads.summary()
+    return TrainingResult(model, cv, digest, len(data), extras, threads)
