@@ -196,22 +196,13 @@ def copy_store(settings, dest: Path):
 
 
 @pytest.fixture(scope="session")
-def thread_subset(tmp_path_factory) -> Path:
-    """Every second labeled thread (80 threads, ~250 follow-ups): the thread head's training, made small."""
+def trained_store(tmp_path_factory, seed_subset):
+    """A real MLflow store with one registered, champion model (fine-tuned, the default path, with a thread
+    head on the bundled threads) trained on the subset. Shared and read-only: a test that changes a store takes
+    ``own_store``."""
     from triage_ml.data.threads import THREADS
 
-    raw = pd.read_csv(ROOT / THREADS, dtype=str, keep_default_na=False)
-    keep = sorted(raw["thread_id"].unique())[::2]
-    path = tmp_path_factory.mktemp("threads") / "threads.csv"
-    raw[raw["thread_id"].isin(keep)].to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="session")
-def trained_store(tmp_path_factory, seed_subset, thread_subset):
-    """A real MLflow store with one registered, champion model (fine-tuned, the default path, with a thread
-    head) trained on the subsets. Shared and read-only: a test that changes a store takes ``own_store``."""
-    config = {**SMALL_CONFIG, "threads": {"path": str(thread_subset), "folds": 3}}
+    config = {**SMALL_CONFIG, "threads": {"path": str(ROOT / THREADS), "folds": 3}}
     settings, outcome = shared(tmp_path_factory, "store", lambda folder: _train_store(folder, seed_subset, config))
     with unchanged(settings):
         yield settings, outcome

@@ -47,11 +47,13 @@ def test_a_follow_up_is_judged_with_the_turn_it_answers(service):
     for result in (after_question, after_closing, with_thread):
         assert result["thread"]["used"] is True and result["thread"]["answered_from"] == "brand"
         assert "judged with the turn it answers (from the brand)" in result["explanation"]["summary"]
-    assert after_question["actionable_prob"] != after_closing["actionable_prob"]
+    def probs(result: dict) -> tuple:  # the heads the thread head may answer for (those that beat the text alone)
+        return result["actionable_prob"], (result["tier_probs"] or {}).get("1"), result["crisis_risk"]
+
+    assert probs(after_question) != probs(after_closing)
     assert with_thread["thread"]["turns"] == 2 and after_question["thread"]["turns"] == 1
-    assert with_thread["actionable_prob"] == pytest.approx(after_question["actionable_prob"])  # same answered turn
-    assert alone["thread"] is None and alone["actionable_prob"] not in (after_question["actionable_prob"],
-                                                                        after_closing["actionable_prob"])
+    assert probs(with_thread) == probs(after_question)  # the same answered turn
+    assert alone["thread"] is None and probs(alone) not in (probs(after_question), probs(after_closing))
 
 
 def test_an_answered_turn_by_unknown_id_is_scored_without_it_and_says_so(service):

@@ -40,25 +40,32 @@ def messages(seed: pd.DataFrame) -> pd.DataFrame:
 
 def test_rows_get_the_apis_answers_and_bad_rows_a_reason(env, trained_store, seed, tmp_path):
     good = messages(seed.iloc[7:400:10])
+    # two rows answer a brand's turn (the optional thread columns): the thread head reads them, as in the API
+    good["in_reply_to_text"] = ["did the replacement card arrive?", "anything else we can help with?"] + [""] * (
+        len(good) - 2)
+    good["in_reply_to_from"] = ["brand", "brand"] + [""] * (len(good) - 2)
     bad = pd.DataFrame([
         {"message_id": "bad-1", "text": ""}, {"message_id": "bad-2", "text": "   "},
         {"message_id": "bad-3", "text": "x" * 10_001}, {"message_id": "bad-4", "text": "hi", "created_at": "yesterday"},
-        {"message_id": "bad-5", "text": "hi", "is_private": "maybe"}])
+        {"message_id": "bad-5", "text": "hi", "is_private": "maybe"},
+        {"message_id": "bad-6", "text": "nope", "in_reply_to_text": "did it come?", "in_reply_to_from": "agent"}])
     source = tmp_path / "in.csv"
     pd.concat([good.iloc[:20], bad, good.iloc[20:]]).to_csv(source, index=False)
     run = score_batch(env, str(source), "--out", str(tmp_path / "out.csv"), "--chunk-size", "16")
     assert run.returncode == 0, run.stderr
-    assert f"read {len(good) + 5} rows: {len(good)} scored" in run.stdout and "5 rejected" in run.stdout
+    assert f"read {len(good) + 6} rows: {len(good)} scored" in run.stdout and "6 rejected" in run.stdout
 
     out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, dtype={"message_id": str})
     assert list(out["message_id"]) == list(good["message_id"])  # input order, rows numbered as read
-    assert list(out["row"]) == [*range(1, 21), *range(26, len(good) + 6)]
+    assert list(out["row"]) == [*range(1, 21), *range(27, len(good) + 7)]
+    assert out["thread_used"].tolist() == [True, True] + [False] * (len(good) - 2)
     rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
     reasons = {json.loads(r["record"])["message_id"]: r["reason"] for r in rejects}
     assert "text is empty or whitespace only" in reasons["bad-1"] and "text is empty" in reasons["bad-2"]
     assert reasons["bad-3"].startswith("text: ") and "the limit is 10,000" in reasons["bad-3"]
     assert reasons["bad-4"].startswith("created_at: ") and reasons["bad-5"].startswith("is_private: ")
-    assert [r["row"] for r in rejects] == [21, 22, 23, 24, 25]
+    assert reasons["bad-6"].startswith("in_reply_to_from: ")  # the file's column, not the API's field
+    assert [r["row"] for r in rejects] == [21, 22, 23, 24, 25, 26]
 
     settings, outcome = trained_store
     service = RunningService(settings, tmp_path, TRIAGE_MODEL_POLL_SECONDS="0").start()
@@ -66,7 +73,8 @@ def test_rows_get_the_apis_answers_and_bad_rows_a_reason(env, trained_store, see
         with service.client("scorer") as c:
             api = c.post("/v1/score", json={"messages": [
                 {"text": r.text, "message_id": r.message_id, "channel": r.channel, "brand": r.brand,
-                 "author": r.author} for r in good.itertuples()]}).json()["results"]
+                 "author": r.author, **({"in_reply_to": {"text": r.in_reply_to_text, "from": r.in_reply_to_from}}
+                                        if r.in_reply_to_text else {})} for r in good.itertuples()]}).json()["results"]
     finally:
         service.stop()
     for row, answer in zip(out.itertuples(), api, strict=True):
@@ -100,7 +108,7 @@ def test_jsonl_and_parquet_in_and_out(env, seed, tmp_path, src, dst):
 
 def test_an_interrupted_run_resumes_without_losing_or_doubling_rows(env, seed, tmp_path):
     rng = np.random.default_rng(1)
-    n, chunk = 1500, 100
+    n, chunk = 800, 50
     frame = pd.DataFrame({"message_id": [f"r{i}" for i in range(n)], "text": rng.choice(seed["text"], n)})
     source = tmp_path / "in.csv"
     frame.to_csv(source, index=False)

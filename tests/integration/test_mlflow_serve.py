@@ -73,3 +73,19 @@ def test_served_model_rejects_input_without_text(mlflow_server):
     body = {"dataframe_split": {"columns": ["message_id"], "data": [["m1"]]}}
     response = httpx.post(f"{mlflow_server}/invocations", json=body, timeout=60)
     assert 400 <= response.status_code < 500
+
+
+def test_served_model_reads_the_turn_a_message_answers(mlflow_server, trained_store):
+    from triage_ml.thread import Turn
+
+    asked = "did the replacement card arrive?"
+    body = {"dataframe_split": {"columns": ["text", "in_reply_to_text", "in_reply_to_from"],
+                                "data": [["nope", asked, "brand"], ["nope", "", ""]]}}
+    response = httpx.post(f"{mlflow_server}/invocations", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    got = response.json()["predictions"]
+    want = load(client_for(trained_store[0]), "models:/triage-ml@champion").predict_frame(
+        ["nope", "nope"], answered=[Turn(asked, "brand"), None])
+    assert [g["thread_used"] for g in got] == [True, False]
+    for g, (_, w) in zip(got, want.iterrows(), strict=True):
+        assert g["actionable_prob"] == pytest.approx(w["actionable_prob"], abs=1e-6)

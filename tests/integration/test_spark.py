@@ -47,12 +47,17 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
                           "text": ["lol my lawyer would love this meme", "my son is in A&E after your nuggets",
                                    "sue me, best coffee in town"]})
     sample = pd.concat([sample, extra], ignore_index=True)
+    # one row answers a brand's turn (the optional thread columns): the model's thread head reads it
+    sample["in_reply_to_text"], sample["in_reply_to_from"] = None, None
+    sample.loc[1, ["in_reply_to_text", "in_reply_to_from"]] = ["did the replacement card arrive?", "brand"]
     routing = tmp_path / "spark-routing.yaml"
     routing.write_text(Path("serving/routing.yaml").read_text().replace("block: []", "block: ['@spammy']"))
 
     scored = score(spark.createDataFrame(sample), model_uri=f"models:/triage-ml/{outcome.version}",
                    settings=settings, routing=routing).toPandas()
-    assert list(scored.columns) == ["message_id", "text", "brand", "author", *OUTPUT_COLUMNS]
+    assert list(scored.columns) == ["message_id", "text", "brand", "author", "in_reply_to_text", "in_reply_to_from",
+                                    *OUTPUT_COLUMNS]
+    assert scored["thread_used"].tolist() == [False, True] + [False] * (len(sample) - 2)
     assert list(scored["message_id"]) == list(sample["message_id"])
     assert set(scored["model_version"]) == {outcome.version}
 
@@ -63,6 +68,7 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
         fields = sample[["text", "brand", "author"]].astype(object)
         messages = [{k: v for k, v in m.items() if v is not None}
                     for m in fields.where(fields.notna(), None).to_dict("records")]
+        messages[1]["in_reply_to"] = {"text": sample.loc[1, "in_reply_to_text"], "from": "brand"}
         with service.client("scorer") as c:
             api = c.post("/v1/score", json={"messages": messages}).json()["results"]
     finally:
@@ -85,6 +91,7 @@ def test_spark_answers_what_the_api_answers(spark, trained_store, seed, tmp_path
         assert (row.route_action, team, row.route_rule, sign_off) == (route["action"], route["team"], route["rule"],
                                                                       route["approval"]["by"])
         assert (row.language, bool(row.low_confidence)) == (answer["language"]["code"], answer["low_confidence"])
+        assert bool(row.thread_used) == bool(answer["thread"] and answer["thread"]["used"])
         assert list(row.sensitive_topics) == routes.topics_in(row.text) == answer["explanation"]["topics"]
     by_id = scored.set_index("message_id")
     assert by_id.loc[sample.loc[0, "message_id"], "route_action"] == "block"
