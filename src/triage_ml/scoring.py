@@ -14,9 +14,9 @@ from triage_ml.context import Context
 from triage_ml.explain import Explainer
 from triage_ml.language import Language, detect
 from triage_ml.messages import Message
-from triage_ml.model.triage_model import SENTIMENT_COLUMNS, TriageModel
+from triage_ml.model.triage_model import TriageModel
 from triage_ml.routing import ROUTED_FIELDS, EscalationMap, Route
-from triage_ml.taxonomy import SENTIMENTS, close_prediction
+from triage_ml.taxonomy import SENTIMENT_COLUMNS, SENTIMENTS, close_prediction
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd  # at module level: pandas_udf reads the type hints of the function it wraps
 
 from triage_ml.routing import ROUTED_FIELDS
+from triage_ml.taxonomy import SENTIMENT_COLUMNS
 from triage_ml.thread import REPLY_COLUMNS
 
 if TYPE_CHECKING:
@@ -33,8 +34,7 @@ if TYPE_CHECKING:
 # and noise has no tier. It comes out as a nullable long.
 RESULT_TYPE = ("actionable boolean, actionable_prob double, priority_tier double, tier1_prob double, "
                "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double, "
-               "thread_used boolean, sentiment string, sentiment_negative double, sentiment_neutral double, "
-               "sentiment_positive double")
+               "thread_used boolean, sentiment string, " + ", ".join(f"{c} double" for c in SENTIMENT_COLUMNS))
 # After the escalation map: the API's fields, with tier_probs and route flattened as in score-batch.
 ESCALATED_TYPE = ("actionable boolean, actionable_prob double, priority_tier long, tier1_prob double, "
                   "tier2_prob double, crisis_risk double, crisis boolean, crisis_kind string, crisis_kind_prob double, "
@@ -79,7 +79,7 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
         from triage_ml.messages import Message
         from triage_ml.routing import EscalationMap, RoutingMap
         from triage_ml.scoring import escalate
-        from triage_ml.thread import thread_of
+        from triage_ml.thread import SPEAKERS, thread_of
 
         routes = EscalationMap(RoutingMap.model_validate(spec))  # once per task, not per batch
         for batch in batches:
@@ -91,8 +91,11 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
                 context = {c: (None if pd.isna(row.get(c)) else row.get(c)) for c in ROUTED_FIELDS}
                 if context["is_private"] is not None:
                     context["is_private"] = bool(context["is_private"])
-                reply = {c: (None if pd.isna(row.get(c)) else str(row.get(c))) for c in REPLY_COLUMNS}
-                message = Message(text=row["text"], **context, thread=thread_of([], *reply.values()))
+                text, speaker = ((None if pd.isna(row.get(c)) or row.get(c) == "" else str(row.get(c)))
+                                 for c in REPLY_COLUMNS)
+                # as the pyfunc reads them (model.pyfunc.answered_turns): an unknown speaker is left unsaid
+                thread = thread_of([], text, speaker if speaker in SPEAKERS else None)
+                message = Message(text=row["text"], **context, thread=thread)
                 flat = escalate(row, message, routes, threshold).flat()
                 rows.append({**flat, "sensitive_topics": flat["topics"]})
             out = pd.DataFrame(rows, columns=_ESCALATED_NAMES)

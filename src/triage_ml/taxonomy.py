@@ -27,6 +27,7 @@ CRISIS_KIND_NAMES: Final = {"safety": "safety", "legal": "legal threat", "abuse"
 TIERS: Final = (1, 2)
 # The sentiment head's classes (docs/taxonomy.md, "Sentiment"): the customer's tone, not a triage decision.
 SENTIMENTS: Final = ("negative", "neutral", "positive")
+SENTIMENT_COLUMNS: Final = tuple(f"sentiment_{s}" for s in SENTIMENTS)  # each one's probability, in tables
 
 
 def tier_for_reason(reason: str) -> int | None:

@@ -15,7 +15,8 @@ from mlflow.types import ColSpec, Schema
 
 from triage_ml.features.onnx_backend import OnnxExports
 from triage_ml.messages import FIELDS
-from triage_ml.model.triage_model import SENTIMENT_COLUMNS, TriageModel
+from triage_ml.model.triage_model import TriageModel
+from triage_ml.taxonomy import SENTIMENT_COLUMNS
 from triage_ml.thread import REPLY_COLUMNS, SPEAKERS, Turn
 
 logger = logging.getLogger(__name__)

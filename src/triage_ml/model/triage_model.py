@@ -22,7 +22,7 @@ from triage_ml.features.onnx_backend import FP32, INT8, ONNX_DIR, OnnxExports
 from triage_ml.model.compiled import CompiledHeads
 from triage_ml.model.recalibration import Platt
 from triage_ml.model.thread_head import ThreadHead
-from triage_ml.taxonomy import HEADS, SENTIMENTS, TAXONOMY_VERSION, close_prediction
+from triage_ml.taxonomy import HEADS, SENTIMENT_COLUMNS, SENTIMENTS, TAXONOMY_VERSION, close_prediction
 from triage_ml.thread import Turn
 
 META_FILE = "triage_model.json"
@@ -32,7 +32,6 @@ _HEADS = "heads.pickle.zlib"
 _KIND_HEAD = "crisis_kind.pickle.zlib"
 _THREAD_HEAD = "thread_head.pickle.zlib"
 _SENTIMENT_HEAD = "sentiment.pickle.zlib"
-SENTIMENT_COLUMNS = tuple(f"sentiment_{s}" for s in SENTIMENTS)  # predict_frame's probability columns
 _ENCODER = "encoder"
 _SIMILARITY = "similarity_encoder"
 _EXEMPLARS = "exemplars.parquet"
