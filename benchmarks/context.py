@@ -14,12 +14,14 @@ JSON line. Usage: .venv/bin/python benchmarks/context.py [--messages 1000000] [-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import random
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -71,6 +73,29 @@ def fill(store: Store, n: int, authors: int, rng: random.Random) -> float:
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def generated_store(url: str, messages: int, authors: int, rng: random.Random) -> Iterator[str]:
+    """A fresh PostgreSQL database under the server of ``url`` (its admin database), with the product's schema and
+    ``fill``'s messages; its URL. Dropped afterwards. ``benchmarks/serving.py`` serves from one too."""
+    name = f"triage_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    db_url = sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+    store = Store(db_url)
+    try:
+        store.ensure_schema()
+        seconds = fill(store, messages, authors, rng)
+        print(f"{messages:,} messages from {authors:,} authors loaded in {seconds:.0f} s", flush=True)
+        store.dispose()
+        yield db_url
+    finally:
+        store.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
@@ -81,15 +106,12 @@ def main() -> None:
     parser.add_argument("--url", default=ADMIN_URL, help="a PostgreSQL server's admin database")
     args = parser.parse_args()
     rng = random.Random(7)
-    name = f"triage_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    store = Store(str(sa.engine.make_url(args.url).set(database=name).render_as_string(hide_password=False)))
+    with generated_store(args.url, args.messages, args.authors, rng) as url:
+        measure(Store(url), args, rng)
+
+
+def measure(store: Store, args: argparse.Namespace, rng: random.Random) -> None:
     try:
-        store.ensure_schema()
-        loaded = fill(store, args.messages, args.authors, rng)
-        print(f"{args.messages:,} messages from {args.authors:,} authors loaded in {loaded:.0f} s")
 
         def probe() -> Message:
             author = rng.randrange(args.authors)
@@ -120,9 +142,6 @@ def main() -> None:
         print(json.dumps(out))
     finally:
         store.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

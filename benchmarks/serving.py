@@ -29,13 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pandas as pd
 
+from context import generated_store  # benchmarks/context.py: the generated label store
 from triage_ml.registry import client_for
 from triage_ml.registry import load as load_model
 from triage_ml.settings import Settings
@@ -90,36 +91,6 @@ LOADS = {"batch32": (32, 1), "single_1": (1, 1), "single_16": (1, 16)}  # name: 
 CONTEXT_LOADS = {"batch32_context": (32, 1), "single_1_context": (1, 1)}  # the same, naming author and conversation
 
 
-@contextlib.contextmanager
-def context_store(url: str, messages: int, authors: int) -> Iterator[str]:
-    """A fresh PostgreSQL database filled as benchmarks/context.py fills it; its URL, dropped afterwards."""
-    import random
-    import uuid
-
-    import sqlalchemy as sa
-
-    from context import fill  # benchmarks/context.py
-    from triage_ml.store.db import Store
-
-    name = f"triage_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    db_url = sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
-    store = Store(db_url)
-    try:
-        store.ensure_schema()
-        seconds = fill(store, messages, authors, random.Random(7))
-        store.dispose()
-        print(f"context store: {messages:,} messages from {authors:,} authors loaded in {seconds:.0f} s", flush=True)
-        yield db_url
-    finally:
-        store.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def start_server(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen:
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -149,8 +120,8 @@ def main() -> None:
                         help="a PostgreSQL server's admin database, for --context-messages")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        database = (stack.enter_context(context_store(args.pg_url, args.context_messages, args.context_authors))
-                    if args.context_messages else None)
+        database = (stack.enter_context(generated_store(args.pg_url, args.context_messages, args.context_authors,
+                                                        random.Random(7))) if args.context_messages else None)
         measure(args, database)
 
 

@@ -79,7 +79,7 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
         from triage_ml.messages import Message
         from triage_ml.routing import EscalationMap, RoutingMap
         from triage_ml.scoring import escalate
-        from triage_ml.thread import SPEAKERS, thread_of
+        from triage_ml.thread import reply_turn, thread_of
 
         routes = EscalationMap(RoutingMap.model_validate(spec))  # once per task, not per batch
         for batch in batches:
@@ -91,10 +91,8 @@ def _escalator(spec: dict[str, Any], threshold: float) -> Callable[[Iterator[pd.
                 context = {c: (None if pd.isna(row.get(c)) else row.get(c)) for c in ROUTED_FIELDS}
                 if context["is_private"] is not None:
                     context["is_private"] = bool(context["is_private"])
-                text, speaker = ((None if pd.isna(row.get(c)) or row.get(c) == "" else str(row.get(c)))
-                                 for c in REPLY_COLUMNS)
-                # as the pyfunc reads them (model.pyfunc.answered_turns): an unknown speaker is left unsaid
-                thread = thread_of([], text, speaker if speaker in SPEAKERS else None)
+                turn = reply_turn(row)  # as the model's UDF read it
+                thread = None if turn is None else thread_of([], turn.text, turn.speaker)
                 message = Message(text=row["text"], **context, thread=thread)
                 flat = escalate(row, message, routes, threshold).flat()
                 rows.append({**flat, "sensitive_topics": flat["topics"]})

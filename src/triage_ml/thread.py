@@ -6,6 +6,8 @@ A reply inside a support exchange ("nope", "done, ref 1-3001408092") means littl
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -55,6 +57,17 @@ class Thread:
         answered = self.answered
         return {"turns": len(self.turns), "answered_from": answered.speaker if answered else None,
                 "notes": list(self.notes)}
+
+
+def reply_turn(row: Mapping[str, Any]) -> Turn | None:
+    """The turn a table row answers, from its REPLY_COLUMNS (the pyfunc's input, Spark's rows): None without a
+    text; a speaker other than customer or brand is left unsaid. Missing, NaN and empty cells count as absent."""
+    def cell(column: str) -> str | None:
+        value = row.get(column)
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) or value == "" else str(value)
+
+    text, speaker = (cell(c) for c in REPLY_COLUMNS)
+    return None if text is None else Turn(text, speaker if speaker in SPEAKERS else None)
 
 
 def thread_of(turns: list[Turn], reply_to_text: str | None = None, reply_to_from: str | None = None,

@@ -24,6 +24,11 @@ SECOND_PASS: Final = Path("data/threads/second_pass.csv")  # a blind second pass
 REQUIRED: Final = ("thread_id", "turn", "from", "text")
 
 
+def turn_ids(thread_id: pd.Series, turn: pd.Series) -> pd.Series:
+    """Each turn's ``message_id``: ``{thread_id}-{turn}`` (what the second pass names too)."""
+    return thread_id.astype(str) + "-" + turn.astype(str)
+
+
 def load_threads(path: str | Path = THREADS) -> pd.DataFrame:
     """Every turn, validated, in thread and turn order: ``message_id`` (``{thread_id}-{turn}``), ``thread_id``,
     ``turn`` (int), ``from``, ``text``, and the labels of customer turns (``validate_labeled``'s types; <NA> on
@@ -44,7 +49,7 @@ def load_threads(path: str | Path = THREADS) -> pd.DataFrame:
             raise DataValidationError(f"{raw.at[row, 'turn']!r} is not a turn number; use 1, 2, ...",
                                       source=source, row=row + 1, column="turn")
     number = turn.astype(int)
-    raw = raw.assign(turn=number, message_id=raw["thread_id"].astype(str) + "-" + number.astype(str),
+    raw = raw.assign(turn=number, message_id=turn_ids(raw["thread_id"], number),
                      conversation_id=raw["thread_id"].astype(str))
     brand = raw["from"] == "brand"
     labeled = [c for c in LABEL_COLUMNS if c in raw.columns]
@@ -75,6 +80,6 @@ def second_pass_agreement(threads: str | Path = THREADS, second: str | Path = SE
         return frame.set_index("message_id")[list(LABEL_COLUMNS)].astype(str).apply(lambda c: c.str.lower())
 
     first = read_table(threads).astype(str)
-    first["message_id"] = first["thread_id"] + "-" + first["turn"]
+    first["message_id"] = turn_ids(first["thread_id"], first["turn"])
     first = first[first["message_id"].isin(set(read_table(second)["message_id"].astype(str)))]
     return compare(as_text(first), as_text(read_table(second).astype(str)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from triage_ml.features.onnx_backend import OnnxExports
 from triage_ml.messages import FIELDS
 from triage_ml.model.triage_model import TriageModel
 from triage_ml.taxonomy import SENTIMENT_COLUMNS
-from triage_ml.thread import REPLY_COLUMNS, SPEAKERS, Turn
+from triage_ml.thread import REPLY_COLUMNS, reply_turn
 
 logger = logging.getLogger(__name__)
 ARTIFACT_KEY = "triage_model"
@@ -61,18 +60,7 @@ class TriagePyfunc(mlflow.pyfunc.PythonModel):
         if "text" not in model_input:
             raise ValueError("input needs a 'text' column")
         texts = model_input["text"].map(lambda t: "" if t is None else str(t)).tolist()
-        return self.model.predict_frame(texts, answered=answered_turns(model_input))
-
-
-def answered_turns(frame: pd.DataFrame) -> list[Turn | None]:
-    """The turn each row answers, from the optional REPLY_COLUMNS (None where the row has no text for it)."""
-    def cell(row: int, column: str) -> str | None:
-        value = frame[column].iloc[row] if column in frame else None
-        return None if value is None or (isinstance(value, float) and math.isnan(value)) or value == "" else str(value)
-
-    return [None if (text := cell(i, "in_reply_to_text")) is None
-            else Turn(text, speaker if (speaker := cell(i, "in_reply_to_from")) in SPEAKERS else None)
-            for i in range(len(frame))]
+        return self.model.predict_frame(texts, answered=[reply_turn(row) for row in model_input.to_dict("records")])
 
 
 def requirements() -> list[str]:
